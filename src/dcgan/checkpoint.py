@@ -1,0 +1,82 @@
+"""Checkpoints: one dict holding both networks, both optimizers, progress, fixed noise, RNG states,
+the config and the history. Written atomically; loaded with weights_only=True so a file cannot run code."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ARCHITECTURE_FIELDS, TrainConfig
+from .errors import UserError, first_line
+from .files import atomic_write_bytes
+from .models import Discriminator, Generator
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
+                 "epoch", "step", "fixed_noise", "rng", "history")
+
+
+def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
+    """Serialise once, then write each path atomically (the old file stays whole until the rename)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    for path in paths:
+        atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load and check a checkpoint; every failure is a UserError that says what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found: check the path, or train the run first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "unsupported global" in str(error).lower():  # a class or function to call: could run code
+            raise UserError(f"checkpoint {path} holds objects that could run code when loaded; refused: "
+                            "use a checkpoint written by dcgan") from None
+        raise UserError(f"checkpoint {path} is corrupt: delete it and use an earlier epoch_NNN.pt") from None
+    except Exception as error:
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file ({first_line(error)}): "
+                        "delete it and use an earlier epoch_NNN.pt") from None
+    if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
+        raise UserError(f"{path} is not a dcgan checkpoint (keys missing): pass a file written by dcgan train")
+    if not isinstance(payload["format_version"], int) or payload["format_version"] > FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} has format {payload['format_version']!r}, newer than this dcgan "
+                        f"understands ({FORMAT_VERSION}): update the package")
+    return payload
+
+
+def saved_config(payload: dict[str, Any], path: Path) -> TrainConfig:
+    if not isinstance(payload["config"], dict):
+        raise UserError(f"checkpoint {path} holds no readable config: pass a file written by dcgan train")
+    return TrainConfig.from_dict(payload["config"])
+
+
+def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> None:
+    """Refuse to resume when the requested model shape differs from the saved one (channels 0 = any)."""
+    differ = [name for name in ARCHITECTURE_FIELDS
+              if getattr(wanted, name) != getattr(saved, name) and not (name == "channels" and wanted.channels == 0)]
+    if differ:
+        saved_text = ", ".join(f"{name}={getattr(saved, name)}" for name in differ)
+        wanted_text = ", ".join(f"{name}={getattr(wanted, name)}" for name in differ)
+        raise UserError(f"checkpoint {path} was trained with {saved_text} but this run asks for {wanted_text}: "
+                        "drop those settings to resume it, or start a new --run")
+
+
+def restore_networks(payload: dict[str, Any], path: Path) -> tuple[Generator, Discriminator]:
+    """G and D built from the checkpoint's own config, with its weights (on the CPU)."""
+    cfg = saved_config(payload, path)
+    generator = Generator(cfg.image_size, cfg.nz, cfg.ngf, cfg.channels)
+    discriminator = Discriminator(cfg.image_size, cfg.ndf, cfg.channels)
+    try:
+        generator.load_state_dict(payload["generator"])
+        discriminator.load_state_dict(payload["discriminator"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise UserError(f"checkpoint {path} does not match its own config ({first_line(error)}): it was altered or "
+                        "written by another program; use another checkpoint") from None
+    return generator, discriminator

@@ -1,0 +1,134 @@
+"""Command line: `python -m dcgan train ...` and `python -m dcgan sample ...`.
+
+The train flags are generated from TrainConfig, so the config's help texts are the flags' help texts.
+User mistakes end in one line on stderr and exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig, flag
+from .errors import UserError
+
+# Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
+SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (exit code 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults are suppressed so we can tell which flags were given."""
+    for spec in dataclasses.fields(TrainConfig):
+        help_text = f"{spec.metadata['help']} (default: {spec.default!r})"
+        if isinstance(spec.default, bool):
+            parser.add_argument(f"--{flag(spec.name)}", action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(f"--{flag(spec.name)}", type=type(spec.default), default=argparse.SUPPRESS,
+                                help=help_text,
+                                choices=spec.metadata.get("choices"),
+                                metavar=spec.name.upper() if not spec.metadata.get("choices") else None)
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m dcgan", description="Train DCGANs and draw images from them.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+
+    train = commands.add_parser("train", parents=[common], help="train a DCGAN (or continue one with --resume)",
+                                description="Train a DCGAN. Writes samples/<run>/ and checkpoints/<run>/.")
+    add_config_flags(train)
+
+    sample = commands.add_parser("sample", parents=[common], help="draw new images from a trained run's checkpoint",
+                                 description="Draw images from a checkpoint into one PNG grid.")
+    sample.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
+    sample.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    sample.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
+                        "checkpoints/)")
+    sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images "
+                        "(default: 0)")
+    sample.add_argument("--nrow", type=int, default=0, help="images per grid row (default: 0 = about square)")
+    sample.add_argument("--out", default="", help="PNG file to write (default: samples/<run>/sample_seed<seed>.png)")
+    sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to run G (default: auto)")
+    return parser
+
+
+def train_config(given: dict[str, Any]) -> TrainConfig:
+    """The config for `train`: flags over defaults, or with --resume, flags over the run's saved config."""
+    if not given.get("resume"):
+        return TrainConfig(**given)
+    from .checkpoint import load_checkpoint, saved_config
+    from .paths import default_run_name, run_paths
+
+    defaults = TrainConfig()
+    run = given.get("run") or default_run_name(given.get("data", defaults.data),
+                                               given.get("image_size", defaults.image_size))
+    path = Path(given["checkpoint"]) if given.get("checkpoint") else run_paths(
+        run, given.get("samples_dir", ""), given.get("checkpoints_dir", "")).last_checkpoint
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint at {path}: train the run first, or pass --checkpoint PATH")
+    saved = saved_config(load_checkpoint(path), path).to_dict()
+    inherited = {key: value for key, value in saved.items() if key not in SESSION_FIELDS}
+    return TrainConfig(**{**inherited, **given})
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .training import train
+
+    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)
+             if hasattr(args, spec.name)}
+    train(train_config(given))
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from .device import pick_device
+    from .paths import run_paths
+    from .sampling import generate, load_generator, noise_for
+    from .viz import save_grid
+
+    if not args.run and not args.checkpoint:
+        raise UserError("sample needs --run NAME or --checkpoint PATH")
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    path = Path(args.checkpoint) if args.checkpoint else run_paths(args.run, "", args.checkpoints_dir).last_checkpoint
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}: train run '{args.run}' first, or pass --checkpoint PATH")
+    generator, cfg, _ = load_generator(path, pick_device(args.device))
+    images = generate(generator, noise_for(args.n, cfg.nz, args.seed))
+    out = Path(args.out) if args.out else run_paths(args.run or cfg.run).samples / f"sample_seed{args.seed}.png"
+    save_grid(images, out, nrow=args.nrow or math.ceil(math.sqrt(args.n)))
+    print(f"wrote {args.n} images from {path} to {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        {"train": run_train, "sample": run_sample}[args.command](args)
+    except UserError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,102 @@
+"""The one training configuration: every setting, its default and what it means.
+
+The CLI builds its `train` flags from these fields (the `help` text below is the flag's help), and the
+notebooks build the same object from their parameters cell. A run records it as `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+
+IMAGE_SIZES = (32, 64, 96, 128)
+ARCHITECTURE_FIELDS = ("image_size", "channels", "nz", "ngf", "ndf")
+
+
+def setting(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its default and the help text the CLI shows for it."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = setting("fashion-mnist", "dataset: fashion-mnist, mnist, celeba, anime, synthetic, "
+                        "or a folder of images searched recursively (jpg, jpeg, png, webp, bmp)")
+    image_size: int = setting(64, "side of the square training images in pixels: 32, 64, 96 or 128")
+    channels: int = setting(0, "image channels: 1 (grayscale) or 3 (RGB); 0 follows the data")
+    flip: bool = setting(False, "randomly flip real images horizontally (augmentation)")
+    limit: int = setting(0, "use only the first N images of the dataset; 0 uses all")
+    download: bool = setting(True, "download Fashion-MNIST / MNIST with torchvision when not found locally")
+    data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/")
+    # model
+    nz: int = setting(100, "length of the noise vector z")
+    ngf: int = setting(64, "generator width: channels of its last hidden layer")
+    ndf: int = setting(64, "discriminator width: channels of its first layer")
+    # optimisation
+    epochs: int = setting(25, "train until this many epochs are done (with --resume: the new total)")
+    batch_size: int = setting(128, "images per step; the last incomplete batch of an epoch is dropped")
+    lr: float = setting(2e-4, "Adam learning rate, for both networks")
+    beta1: float = setting(0.5, "Adam beta1")
+    beta2: float = setting(0.999, "Adam beta2")
+    real_label: float = setting(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
+    fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)")
+    seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run")
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    # outputs
+    run: str = setting("", "run name: samples/<run>/ and checkpoints/<run>/; empty derives one from data and size")
+    samples_dir: str = setting("", "root folder for sample grids; empty means the repo's samples/")
+    checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/")
+    keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all")
+    log_every: int = setting(50, "add a row to history.csv every N steps")
+    resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
+    checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
+    overwrite: bool = setting(False, "start the run afresh, deleting its existing samples and checkpoints")
+    progress: bool = setting(True, "show progress bars")
+
+    def validate(self) -> TrainConfig:
+        """Raise UserError naming the first setting that cannot work; return self."""
+        if self.image_size not in IMAGE_SIZES:
+            raise UserError(f"unsupported image size {self.image_size}: use one of "
+                            f"{', '.join(map(str, IMAGE_SIZES))}")
+        if self.channels not in (0, 1, 3):
+            raise UserError(f"unsupported channel count {self.channels}: use 1 (grayscale), 3 (RGB) "
+                            "or 0 to follow the data")
+        positive = ("nz", "ngf", "ndf", "epochs", "batch_size", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")
+        for name in ("limit", "keep_last"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        for name in ("beta1", "beta2", "real_label", "fake_label"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"--{flag(name)} must lie in [0, 1], got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"unknown device '{self.device}': use auto, cpu or cuda")
+        if self.run and (self.run in (".", "..") or "/" in self.run or "\\" in self.run):
+            raise UserError(f"run name '{self.run}' is not a plain folder name: use letters, digits, - and _")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from saved values; unknown keys are refused, missing ones take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown setting(s) {', '.join(unknown)}: this run was saved by a newer "
+                            "dcgan; update the package")
+        return cls(**values)
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a config field: image_size -> image-size."""
+    return name.replace("_", "-")

@@ -1,0 +1,291 @@
+"""The training loop: `train(cfg, callbacks)` trains a DCGAN and writes the run's artifacts.
+
+Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png and
+losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json and history.csv.
+
+Callbacks are objects with any of these methods, each called with the TrainState:
+    on_train_start, on_step_end (every step; metrics are not read there), on_log (every log_every steps,
+    state.last_row holds the new history row), on_epoch_end (the epoch's grid and checkpoint are written),
+    on_train_end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .cache import ImageData, load_image_data
+from .checkpoint import (
+    FORMAT_VERSION,
+    check_architecture,
+    load_checkpoint,
+    restore_networks,
+    save_checkpoint,
+    saved_config,
+)
+from .config import TrainConfig
+from .device import pick_device
+from .errors import UserError
+from .files import atomic_write_text
+from .history import RunningMeans, history_csv, history_row
+from .losses import discriminator_loss, generator_loss
+from .models import Discriminator, Generator, build_models
+from .paths import RunPaths, default_run_name, root_or_default, run_paths
+from .sampling import generate, noise_for
+from .transforms import random_flip, to_signed
+from .viz import save_grid, save_history_figure
+
+SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
+REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
+
+
+class Callback:
+    """Base class for training callbacks; override the events you need (all optional)."""
+
+    def on_train_start(self, state: TrainState) -> None: ...
+    def on_step_end(self, state: TrainState) -> None: ...
+    def on_log(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Everything about a run in progress; `train` returns it when done."""
+
+    cfg: TrainConfig
+    paths: RunPaths
+    device: torch.device
+    data: ImageData
+    generator: Generator
+    discriminator: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    fixed_noise: torch.Tensor
+    data_rng: torch.Generator  # permutations and flips (CPU)
+    noise_rng: torch.Generator  # z for every step (on the device)
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed
+    history: list[dict] = field(default_factory=list)
+    last_row: dict | None = None
+    sample_path: Path | None = None  # the latest epoch grid
+    checkpoint_path: Path | None = None  # the latest epoch checkpoint
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.data) // self.cfg.batch_size
+
+
+def say(line: str) -> None:
+    """The default log: print at once, also when stdout is a file or a pipe."""
+    print(line, flush=True)
+
+
+def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], None] = say) -> TrainState:
+    """Train (or with cfg.resume, continue) a run; returns the final state."""
+    cfg.validate()
+    callbacks = list(callbacks)
+    state = start_run(cfg, log)
+    emit(callbacks, "on_train_start", state)
+    for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
+        train_epoch(state, epoch, callbacks)
+        end_epoch(state, log)
+        emit(callbacks, "on_epoch_end", state)
+    emit(callbacks, "on_train_end", state)
+    log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}")
+    return state
+
+
+def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
+    for callback in callbacks:
+        handler = getattr(callback, event, None)
+        if handler is not None:
+            handler(state)
+
+
+def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
+    """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint."""
+    device = pick_device(cfg.device)
+    cfg = dataclasses.replace(cfg, run=cfg.run or default_run_name(cfg.data, cfg.image_size))
+    paths = run_paths(cfg.run, cfg.samples_dir, cfg.checkpoints_dir)
+    payload, resume_from = None, None
+    if cfg.resume:
+        cfg, payload, resume_from = open_resume(cfg, paths)
+    elif not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
+        raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
+                        "continue it, --overwrite to start it again, or choose another --run name")
+
+    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(cfg.data_dir, "data"),
+                           cfg.download, progress=cfg.progress).head(cfg.limit)
+    log(data.summary())
+    if len(data) < cfg.batch_size:
+        raise UserError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}: lower --batch-size "
+                        "or use more images")
+    cfg = dataclasses.replace(cfg, channels=data.channels)
+    if cfg.overwrite and not cfg.resume:  # only now that the data is known to load
+        shutil.rmtree(paths.samples, ignore_errors=True)
+        shutil.rmtree(paths.checkpoints, ignore_errors=True)
+
+    torch.manual_seed(cfg.seed)
+    generator, discriminator = build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)
+    generator.to(device)
+    discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    state = TrainState(cfg, paths, device, data, generator, discriminator, opt_g, opt_d,
+                       fixed_noise=noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed),
+                       data_rng=torch.Generator().manual_seed(cfg.seed + 1),
+                       noise_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2))
+    log(f"run '{cfg.run}' on {device}: {state.steps_per_epoch} steps of {cfg.batch_size} images per epoch")
+    if payload is not None:
+        restore_state(state, payload, resume_from)
+        log(f"resuming from {resume_from} at epoch {state.epoch}, step {state.step}")
+    else:
+        save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8)
+        state.sample_path = save_grid(generate(generator, state.fixed_noise), paths.sample_grid(0),
+                                      SAMPLE_COUNT // SAMPLE_ROWS)
+    atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n")
+    return state
+
+
+def open_resume(cfg: TrainConfig, paths: RunPaths) -> tuple[TrainConfig, dict, Path]:
+    """The checkpoint to continue from, checked against the requested run before any data is loaded."""
+    path = Path(cfg.checkpoint) if cfg.checkpoint else paths.last_checkpoint
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint at {path}: train the run first, or pass --checkpoint PATH")
+    payload = load_checkpoint(path)
+    saved = saved_config(payload, path)
+    check_architecture(saved, cfg, path)
+    if int(payload["epoch"]) >= cfg.epochs:
+        raise UserError(f"{path} already holds {payload['epoch']} epochs: pass --epochs above "
+                        f"{payload['epoch']} to train further")
+    return dataclasses.replace(cfg, channels=saved.channels), payload, path
+
+
+def restore_state(state: TrainState, payload: dict, path: Path) -> None:
+    """Load weights, optimizers, progress, fixed noise and RNG streams from a checkpoint."""
+    generator, discriminator = restore_networks(payload, path)
+    state.generator.load_state_dict(generator.state_dict())
+    state.discriminator.load_state_dict(discriminator.state_dict())
+    try:
+        state.opt_g.load_state_dict(payload["optimizer_g"])
+        state.opt_d.load_state_dict(payload["optimizer_d"])
+        state.fixed_noise = payload["fixed_noise"].float()
+        state.epoch, state.step = int(payload["epoch"]), int(payload["step"])
+        state.history = list(payload["history"])
+        state.data_rng.set_state(payload["rng"]["data"])
+        if payload["rng"].get("noise_device") == state.device.type:
+            state.noise_rng.set_state(payload["rng"]["noise"])
+        else:  # another device's generator state cannot be restored: a repeatable new stream instead
+            state.noise_rng.manual_seed(state.cfg.seed + 2 + state.step)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
+
+
+def next_batch(state: TrainState, indices: torch.Tensor) -> torch.Tensor:
+    """Real images for `indices`: uint8 from the cache -> device -> [-1, 1] -> optional flips."""
+    batch = torch.from_numpy(state.data.images[indices.numpy()]).to(state.device, non_blocking=True)
+    images = to_signed(batch)
+    return random_flip(images, state.data_rng) if state.cfg.flip else images
+
+
+def train_step(state: TrainState, real: torch.Tensor) -> torch.Tensor:
+    """One D step and one G step; returns [loss_D, loss_G, D(x), D(G(z))] on the device (no host sync)."""
+    cfg, G, D = state.cfg, state.generator, state.discriminator
+    noise = torch.randn(real.shape[0], cfg.nz, device=state.device, generator=state.noise_rng)
+    fake = G(noise)
+
+    real_logits, fake_logits = D(real), D(fake.detach())
+    loss_d = discriminator_loss(real_logits, fake_logits, cfg.real_label, cfg.fake_label)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    state.opt_d.step()
+
+    D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    loss_g = generator_loss(D(fake))
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    D.requires_grad_(True)
+
+    with torch.no_grad():
+        return torch.stack([loss_d, loss_g, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+
+
+def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
+    cfg, batch = state.cfg, state.cfg.batch_size
+    order = torch.randperm(len(state.data), generator=state.data_rng)
+    epoch_means, window = RunningMeans(state.device), RunningMeans(state.device)
+    started = window_started = time.perf_counter()
+    bar = tqdm(range(state.steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
+               disable=not cfg.progress)
+    for index in bar:
+        metrics = train_step(state, next_batch(state, order[index * batch:(index + 1) * batch]))
+        epoch_means.add(metrics)
+        window.add(metrics)
+        state.step += 1
+        emit(callbacks, "on_step_end", state)
+        if state.step % cfg.log_every == 0:
+            steps = window.count
+            means = window.pop()
+            now = time.perf_counter()
+            state.last_row = history_row("step", epoch, state.step, means, now - window_started, steps * batch)
+            state.history.append(state.last_row)
+            window_started = now
+            bar.set_postfix(loss_D=f"{means[0]:.3f}", loss_G=f"{means[1]:.3f}", D_x=f"{means[2]:.2f}",
+                            D_G_z=f"{means[3]:.2f}")
+            emit(callbacks, "on_log", state)
+    bar.close()
+    steps = epoch_means.count
+    state.last_row = history_row("epoch", epoch, state.step, epoch_means.pop(), time.perf_counter() - started,
+                                 steps * batch)
+    state.history.append(state.last_row)
+    state.epoch = epoch
+
+
+def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
+    """Write the epoch's grid, checkpoints, history.csv and losses.png; report the epoch in one line."""
+    epoch, paths, row = state.epoch, state.paths, state.last_row
+    state.sample_path = save_grid(generate(state.generator, state.fixed_noise), paths.sample_grid(epoch),
+                                  SAMPLE_COUNT // SAMPLE_ROWS)
+    state.checkpoint_path = paths.epoch_checkpoint(epoch)
+    save_checkpoint(checkpoint_payload(state), [state.checkpoint_path, paths.last_checkpoint])
+    prune_checkpoints(paths, state.cfg.keep_last)
+    atomic_write_text(paths.history_csv, history_csv(state.history))
+    save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}")
+    log(f"epoch {epoch}/{state.cfg.epochs}: loss_D {row['loss_D']:.3f}  loss_G {row['loss_G']:.3f}  "
+        f"D(x) {row['D_x']:.3f}  D(G(z)) {row['D_G_z']:.3f}  {row['seconds']:.1f} s  "
+        f"{row['images_per_s']:,.0f} img/s")
+
+
+def checkpoint_payload(state: TrainState) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": state.cfg.to_dict(),
+        "generator": state.generator.state_dict(),
+        "discriminator": state.discriminator.state_dict(),
+        "optimizer_g": state.opt_g.state_dict(),
+        "optimizer_d": state.opt_d.state_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "fixed_noise": state.fixed_noise.cpu(),
+        "rng": {"data": state.data_rng.get_state(), "noise": state.noise_rng.get_state(),
+                "noise_device": state.device.type},
+        "history": state.history,
+    }
+
+
+def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
+    """Keep the newest `keep_last` epoch_NNN.pt files (0 keeps all); last.pt is never touched."""
+    if keep_last > 0:
+        for old in paths.epoch_checkpoints()[:-keep_last]:
+            old.unlink(missing_ok=True)

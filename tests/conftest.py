@@ -1,0 +1,38 @@
+"""Shared fixtures: small configs that train in seconds on the CPU, and real Fashion-MNIST when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dcgan import TrainConfig
+from dcgan.sources import LABELLED, find_idx_files
+
+FASHION_DEBIAN = LABELLED["fashion-mnist"][2]
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    """A function building a TrainConfig that trains in a second: synthetic 32x32, narrow nets, files in tmp."""
+
+    def build(**overrides) -> TrainConfig:
+        values = dict(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=128, epochs=2,
+                      log_every=2, run="test", data_dir=str(tmp_path / "data"),
+                      samples_dir=str(tmp_path / "samples"), checkpoints_dir=str(tmp_path / "checkpoints"),
+                      progress=False, device="cpu")
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_available() -> Path:
+    """Debian's Fashion-MNIST folder; tests using it skip where it is missing, except in CI where it must exist."""
+    if find_idx_files([FASHION_DEBIAN], "train") is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Fashion-MNIST missing from {FASHION_DEBIAN}: CI installs dataset-fashion-mnist")
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    return FASHION_DEBIAN

@@ -1,0 +1,115 @@
+
+import pytest
+import torch
+
+from dcgan.checkpoint import FORMAT_VERSION, check_architecture, load_checkpoint, restore_networks, save_checkpoint
+from dcgan.config import TrainConfig
+from dcgan.errors import UserError
+from dcgan.models import build_models
+
+
+def minimal_payload(cfg=None):
+    cfg = cfg or TrainConfig(image_size=32, channels=1, nz=8, ngf=4, ndf=4)
+    generator, discriminator = build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)
+    opt = torch.optim.Adam(generator.parameters())
+    return {"format_version": FORMAT_VERSION, "config": cfg.to_dict(), "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(), "optimizer_g": opt.state_dict(),
+            "optimizer_d": opt.state_dict(), "epoch": 3, "step": 30, "fixed_noise": torch.randn(10, cfg.nz),
+            "rng": {"data": torch.Generator().get_state()}, "history": [{"kind": "epoch", "loss_D": 0.5}]}
+
+
+def test_round_trip_restores_everything(tmp_path):
+    payload = minimal_payload()
+    save_checkpoint(payload, [tmp_path / "a.pt", tmp_path / "b.pt"])
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    loaded = load_checkpoint(tmp_path / "a.pt")
+    assert loaded["epoch"] == 3 and loaded["history"] == payload["history"]
+    assert torch.equal(loaded["fixed_noise"], payload["fixed_noise"])
+    generator, discriminator = restore_networks(loaded, tmp_path / "a.pt")
+    for name, tensor in payload["generator"].items():
+        assert torch.equal(generator.state_dict()[name], tensor)
+    assert list(tmp_path.iterdir()) == [tmp_path / "a.pt", tmp_path / "b.pt"] or len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(minimal_payload(), [path])
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dcgan.files.os.fsync", disk_full)
+    with pytest.raises(OSError):
+        save_checkpoint(minimal_payload(), [path])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04 broken zip"])
+def test_corrupt_files_give_one_clear_line(tmp_path, content):
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="is corrupt") as error:
+        load_checkpoint(path)
+    assert "\n" not in str(error.value)
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(minimal_payload(), [path])
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(UserError, match="corrupt"):
+        load_checkpoint(path)
+
+
+class WritesAFile:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    target = tmp_path / "pwned.txt"
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "payload": WritesAFile(str(target))}, path)
+    with pytest.raises(UserError, match="could run code"):
+        load_checkpoint(path)
+    assert not target.exists()
+    # the same file loaded without protection would have run the code: the test's bait is real
+    torch.load(path, weights_only=False)
+    assert target.exists()
+
+
+def test_not_a_dcgan_checkpoint_and_newer_format(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not a dcgan checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    newer = minimal_payload()
+    newer["format_version"] = FORMAT_VERSION + 1
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(UserError, match="newer than this dcgan"):
+        load_checkpoint(tmp_path / "newer.pt")
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_architecture_mismatch_names_the_differences(tmp_path):
+    saved = TrainConfig(image_size=32, channels=1)
+    check_architecture(saved, TrainConfig(image_size=32, channels=0, lr=1e-3), tmp_path / "x.pt")  # fine
+    with pytest.raises(UserError, match=r"image_size=32 .* asks for image_size=64"):
+        check_architecture(saved, TrainConfig(image_size=64), tmp_path / "x.pt")
+    with pytest.raises(UserError, match="ngf=128"):
+        check_architecture(saved, TrainConfig(image_size=32, ngf=128), tmp_path / "x.pt")
+
+
+def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
+    payload = minimal_payload()
+    payload["config"]["ngf"] = 8  # the stored weights were made with ngf=4
+    with pytest.raises(UserError, match="does not match its own config"):
+        restore_networks(payload, tmp_path / "x.pt")
