@@ -97,6 +97,14 @@ def test_a_damaged_cache_is_rebuilt(tmp_path):
     assert np.array_equal(np.array(rebuilt.images), reference)
 
 
+def test_an_unwritable_cache_folder_is_a_clear_error(tmp_path):
+    write_images(tmp_path / "imgs", 3)
+    blocked = tmp_path / "data"
+    blocked.write_text("a file where the data folder should be")
+    with pytest.raises(UserError, match="cannot write the image cache .* --data-dir"):
+        load_image_data(str(tmp_path / "imgs"), 32, 0, blocked, progress=False)
+
+
 def test_synthetic_data_is_the_same_every_time(tmp_path):
     first = load_image_data("synthetic", 32, 0, tmp_path / "a", progress=False)
     second = load_image_data("synthetic", 32, 0, tmp_path / "b", progress=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .decode import write_decoded
-from .errors import UserError
+from .errors import UserError, first_line
 from .files import atomic_write_bytes, atomic_write_text
 from .sources import resolve_source
 
@@ -87,6 +86,14 @@ def load_cached(cache_dir: Path, key: str) -> ImageData | None:
 
 def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
     """Decode every image of `source` once into the cache, with a progress bar."""
+    try:
+        return write_cache(source, size, channels, cache_dir, key, progress)
+    except OSError as error:  # read-only folder, disk full, ...
+        raise UserError(f"cannot write the image cache in {cache_dir} ({first_line(error)}): free some space or "
+                        "pass --data-dir a writable folder") from None
+
+
+def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
     images_file, labels_file, meta_file = cache_paths(cache_dir, key)
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta_file.unlink(missing_ok=True)  # the cache is incomplete until the description is written again
@@ -103,7 +110,7 @@ def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     finally:
         partial_file.unlink(missing_ok=True)
     if written == 0:
-        reasons = ", ".join(f"{count} {why}" for why, count in Counter(skipped).most_common())
+        reasons = ", ".join(f"{count} {why}" for why, count in skipped.most_common())
         raise UserError(f"none of the {total:,} image files in {source.description} could be decoded "
                         f"({reasons}): check the folder's contents")
     labels = source.labels()
