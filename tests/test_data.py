@@ -111,6 +111,8 @@ def test_synthetic_data_is_the_same_every_time(tmp_path):
     assert len(first) == SYNTHETIC_COUNT and first.channels == 3
     assert np.array_equal(first.images, second.images)
     assert set(np.unique(first.labels)) == {0, 1, 2}
+    assert set(first.label_counts()) == {"circle", "square", "triangle"}
+    assert sum(first.head(100).label_counts().values()) == 100
     assert first.images.std() > 30  # shapes on backgrounds, not a blank array
 
 
@@ -192,6 +194,8 @@ def test_real_fashion_mnist(fashion_mnist_available, tmp_path):
     data = load_image_data("fashion-mnist", 32, 0, tmp_path, progress=False)
     assert data.images.shape == (60000, 1, 32, 32) and data.channels == 1
     assert data.labels.shape == (60000,) and set(np.unique(data.labels)) == set(range(10))
+    counts = data.label_counts()
+    assert counts["Ankle boot"] == 6000 and sum(counts.values()) == 60000 and len(counts) == 10
     # the 28x28 originals sit on black: the upscaled corners stay dark, the centres are bright on average
     assert data.images[:1000, 0, :2, :2].mean() < 5
     assert data.images[:1000, 0, 12:20, 12:20].mean() > 60

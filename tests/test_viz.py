@@ -3,7 +3,8 @@ import torch
 from PIL import Image
 
 from dcgan.history import history_row
-from dcgan.viz import grid_image, save_grid, save_history_figure
+from dcgan.plots import save_history_figure
+from dcgan.viz import grid_image, save_grid
 
 
 def constant_images(values, channels=1, size=32):

@@ -24,7 +24,7 @@ _EXPORTS = {
     "noise_for": "sampling",
     "grid_image": "viz",
     "save_grid": "viz",
-    "history_figure": "viz",
+    "history_figure": "plots",
     "read_history_csv": "history",
     "run_paths": "paths",
     "to_signed": "transforms",

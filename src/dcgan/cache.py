@@ -9,6 +9,7 @@ Later runs memory-map the images instead of decoding again.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .decode import write_decoded
 from .errors import UserError, first_line
 from .files import atomic_write_bytes, atomic_write_text
 from .sources import resolve_source
+from .transforms import to_signed
 
 
 @dataclass
@@ -34,6 +37,7 @@ class ImageData:
     cache_file: Path
     skipped: dict[str, int] = field(default_factory=dict)
     files_seen: int = 0
+    classes: tuple[str, ...] = ()  # label names of labelled sources
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -55,12 +59,25 @@ class ImageData:
             line += f"; skipped {sum(self.skipped.values()):,} of {self.files_seen:,} files: {reasons}"
         return line
 
+    def sample(self, count: int, seed: int = 0) -> torch.Tensor:
+        """`count` different images drawn at random (repeatably for a seed), as floats in [-1, 1]."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
+        return to_signed(torch.from_numpy(self.images[np.sort(order.numpy())]))
+
     def head(self, count: int) -> ImageData:
         """The first `count` images (all when count is 0)."""
         if not count or count >= len(self):
             return self
         labels = None if self.labels is None else self.labels[:count]
-        return ImageData(self.images[:count], labels, self.source, self.cache_file, self.skipped, self.files_seen)
+        return dataclasses.replace(self, images=self.images[:count], labels=labels)
+
+    def label_counts(self) -> dict[str, int]:
+        """Images per class, by class name (empty for unlabelled data)."""
+        if self.labels is None:
+            return {}
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        names = self.classes or tuple(str(i) for i in range(len(counts)))
+        return {name: int(count) for name, count in zip(names, counts)}
 
 
 def cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path, Path]:
@@ -81,7 +98,8 @@ def load_cached(cache_dir: Path, key: str) -> ImageData | None:
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return ImageData(images, labels, meta["source"], images_file, meta["skipped"], meta["files_seen"])
+    return ImageData(images, labels, meta["source"], images_file, meta["skipped"], meta["files_seen"],
+                     tuple(meta.get("classes", ())))
 
 
 def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
@@ -117,7 +135,7 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     if labels is not None:
         atomic_write_bytes(labels_file, npy_bytes(labels))
     meta = {"source": source.description, "shape": [written, channels, size, size], "labelled": labels is not None,
-            "skipped": dict(skipped), "files_seen": total}
+            "skipped": dict(skipped), "files_seen": total, "classes": list(source.classes)}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))
     return load_cached(cache_dir, key)
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .config import ARCHITECTURE_FIELDS, TrainConfig
 from .errors import UserError, first_line
 from .files import atomic_write_bytes
-from .models import Discriminator, Generator
+from .models import build_networks
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
@@ -68,11 +69,9 @@ def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> N
                         "drop those settings to resume it, or start a new --run")
 
 
-def restore_networks(payload: dict[str, Any], path: Path) -> tuple[Generator, Discriminator]:
+def restore_networks(payload: dict[str, Any], path: Path) -> tuple[nn.Module, nn.Module]:
     """G and D built from the checkpoint's own config, with its weights (on the CPU)."""
-    cfg = saved_config(payload, path)
-    generator = Generator(cfg.image_size, cfg.nz, cfg.ngf, cfg.channels)
-    discriminator = Discriminator(cfg.image_size, cfg.ndf, cfg.channels)
+    generator, discriminator = build_networks(saved_config(payload, path))
     try:
         generator.load_state_dict(payload["generator"])
         discriminator.load_state_dict(payload["discriminator"])

@@ -78,10 +78,8 @@ def train_config(given: dict[str, Any]) -> TrainConfig:
     defaults = TrainConfig()
     run = given.get("run") or default_run_name(given.get("data", defaults.data),
                                                given.get("image_size", defaults.image_size))
-    path = Path(given["checkpoint"]) if given.get("checkpoint") else run_paths(
-        run, given.get("samples_dir", ""), given.get("checkpoints_dir", "")).last_checkpoint
-    if not path.is_file():
-        raise UserError(f"--resume: no checkpoint at {path}: train the run first, or pass --checkpoint PATH")
+    paths = run_paths(run, given.get("samples_dir", ""), given.get("checkpoints_dir", ""))
+    path = paths.checkpoint_file(given.get("checkpoint", ""))
     saved = saved_config(load_checkpoint(path), path).to_dict()
     inherited = {key: value for key, value in saved.items() if key not in SESSION_FIELDS}
     return TrainConfig(**{**inherited, **given})
@@ -96,23 +94,19 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    from .device import pick_device
     from .paths import run_paths
-    from .sampling import generate, load_generator, noise_for
+    from .sampling import generate, load_run, noise_for
     from .viz import save_grid
 
     if not args.run and not args.checkpoint:
         raise UserError("sample needs --run NAME or --checkpoint PATH")
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
-    path = Path(args.checkpoint) if args.checkpoint else run_paths(args.run, "", args.checkpoints_dir).last_checkpoint
-    if not path.is_file():
-        raise UserError(f"no checkpoint at {path}: train run '{args.run}' first, or pass --checkpoint PATH")
-    generator, cfg, _ = load_generator(path, pick_device(args.device))
+    generator, cfg, _ = load_run(args.run, args.checkpoints_dir, args.checkpoint, args.device)
     images = generate(generator, noise_for(args.n, cfg.nz, args.seed))
     out = Path(args.out) if args.out else run_paths(args.run or cfg.run).samples / f"sample_seed{args.seed}.png"
     save_grid(images, out, nrow=args.nrow or math.ceil(math.sqrt(args.n)))
-    print(f"wrote {args.n} images from {path} to {out}")
+    print(f"wrote {args.n} images from {args.checkpoint or args.run} to {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

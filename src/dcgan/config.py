@@ -12,8 +12,10 @@ from typing import Any
 
 from .errors import UserError
 
-IMAGE_SIZES = (32, 64, 96, 128)
-ARCHITECTURE_FIELDS = ("image_size", "channels", "nz", "ngf", "ndf")
+IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
+MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
+ARCHITECTURES = ("dcgan", "mlp")
+ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden")
 
 
 def setting(default: Any, help: str, **cli: Any) -> Any:
@@ -26,16 +28,20 @@ class TrainConfig:
     # data
     data: str = setting("fashion-mnist", "dataset: fashion-mnist, mnist, celeba, anime, synthetic, "
                         "or a folder of images searched recursively (jpg, jpeg, png, webp, bmp)")
-    image_size: int = setting(64, "side of the square training images in pixels: 32, 64, 96 or 128")
+    image_size: int = setting(64, "side of the square training images in pixels: 32, 64, 96 or 128 "
+                              "(mlp: any from 8 to 128, e.g. 28)")
     channels: int = setting(0, "image channels: 1 (grayscale) or 3 (RGB); 0 follows the data")
     flip: bool = setting(False, "randomly flip real images horizontally (augmentation)")
     limit: int = setting(0, "use only the first N images of the dataset; 0 uses all")
     download: bool = setting(True, "download Fashion-MNIST / MNIST with torchvision when not found locally")
     data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/")
     # model
+    arch: str = setting("dcgan", "network family: dcgan (convolutional) or mlp (the plain fully connected GAN)",
+                        choices=ARCHITECTURES)
     nz: int = setting(100, "length of the noise vector z")
     ngf: int = setting(64, "generator width: channels of its last hidden layer")
     ndf: int = setting(64, "discriminator width: channels of its first layer")
+    hidden: int = setting(128, "mlp only: width of the hidden layer of G and D (the write-ups use 128 or 200)")
     # optimisation
     epochs: int = setting(25, "train until this many epochs are done (with --resume: the new total)")
     batch_size: int = setting(128, "images per step; the last incomplete batch of an epoch is dropped")
@@ -59,13 +65,17 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the first setting that cannot work; return self."""
-        if self.image_size not in IMAGE_SIZES:
+        if self.arch not in ARCHITECTURES:
+            raise UserError(f"unknown architecture '{self.arch}': use {' or '.join(ARCHITECTURES)}")
+        if self.arch == "dcgan" and self.image_size not in IMAGE_SIZES:
             raise UserError(f"unsupported image size {self.image_size}: use one of "
-                            f"{', '.join(map(str, IMAGE_SIZES))}")
+                            f"{', '.join(map(str, IMAGE_SIZES))} (or --arch mlp for other sizes)")
+        if self.arch == "mlp" and self.image_size not in MLP_SIZES:
+            raise UserError(f"unsupported image size {self.image_size} for --arch mlp: use 8 to 128")
         if self.channels not in (0, 1, 3):
             raise UserError(f"unsupported channel count {self.channels}: use 1 (grayscale), 3 (RGB) "
                             "or 0 to follow the data")
-        positive = ("nz", "ngf", "ndf", "epochs", "batch_size", "log_every")
+        positive = ("nz", "ngf", "ndf", "hidden", "epochs", "batch_size", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")

@@ -95,9 +95,19 @@ def init_weights(module: nn.Module) -> None:
 
 
 def build_models(image_size: int, channels: int, nz: int, ngf: int, ndf: int) -> tuple[Generator, Discriminator]:
-    """A freshly initialised (G, D) pair; seed torch first for repeatable weights."""
+    """A freshly initialised DCGAN (G, D) pair; seed torch first for repeatable weights."""
     generator = Generator(image_size, nz, ngf, channels)
     discriminator = Discriminator(image_size, ndf, channels)
     generator.apply(init_weights)
     discriminator.apply(init_weights)
     return generator, discriminator
+
+
+def build_networks(cfg) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for a TrainConfig's architecture: the DCGAN (paper init) or the MLP GAN (PyTorch's default init)."""
+    if cfg.arch == "mlp":
+        from .mlp import MLPDiscriminator, MLPGenerator
+
+        return (MLPGenerator(cfg.image_size, cfg.nz, cfg.hidden, cfg.channels),
+                MLPDiscriminator(cfg.image_size, cfg.hidden, cfg.channels))
+    return build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)

@@ -69,6 +69,15 @@ class RunPaths:
     def epoch_checkpoints(self) -> list[Path]:
         return sorted(self.checkpoints.glob("epoch_[0-9][0-9][0-9]*.pt"))
 
+    def checkpoint_file(self, explicit: str = "") -> Path:
+        """`explicit` when given, else the run's last.pt; a UserError when that file does not exist."""
+        from .errors import UserError
+
+        path = Path(explicit) if explicit else self.last_checkpoint
+        if not path.is_file():
+            raise UserError(f"no checkpoint at {path}: train run '{self.name}' first, or pass --checkpoint PATH")
+        return path
+
 
 def default_run_name(data: str, image_size: int) -> str:
     """fashion-mnist + 32 -> 'fashion-mnist-32'; a folder path -> its last part, e.g. 'anime-64'."""

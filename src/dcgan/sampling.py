@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .checkpoint import load_checkpoint, restore_networks, saved_config
 from .config import TrainConfig
-from .models import Generator
 
 
 @torch.no_grad()
-def generate(generator: Generator, noise: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def generate(generator: nn.Module, noise: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Images in [-1, 1] on the CPU for `noise` (N, nz), with G in eval mode (BatchNorm running stats)."""
     was_training = generator.training
     generator.eval()
@@ -29,8 +29,30 @@ def noise_for(count: int, nz: int, seed: int) -> torch.Tensor:
     return torch.randn(count, nz, generator=torch.Generator().manual_seed(seed))
 
 
-def load_generator(path: Path, device: torch.device) -> tuple[Generator, TrainConfig, dict]:
+def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, TrainConfig, dict]:
     """G from a checkpoint (eval mode, on `device`), its config and the whole checkpoint."""
     payload = load_checkpoint(path)
     generator, _ = restore_networks(payload, path)
     return generator.to(device).eval(), saved_config(payload, path), payload
+
+
+def load_run(run: str = "", checkpoints_dir: str = "", checkpoint: str = "",
+             device: str = "auto") -> tuple[nn.Module, TrainConfig, dict]:
+    """G of a run's last checkpoint (or of `checkpoint`), with its config and the whole checkpoint."""
+    from .device import pick_device
+    from .errors import UserError
+    from .paths import run_paths
+
+    if not run and not checkpoint:
+        raise UserError("name a run or a checkpoint file to load")
+    return load_generator(run_paths(run, "", checkpoints_dir).checkpoint_file(checkpoint), pick_device(device))
+
+
+def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
+    """`count` random real images of the dataset a run trained on, prepared as it was: floats in [-1, 1]."""
+    from .cache import load_image_data
+    from .paths import root_or_default
+
+    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
+                           cfg.download, progress=False)
+    return data.sample(min(count, len(data)), seed)

@@ -20,7 +20,7 @@ from PIL import Image
 from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers
 from .errors import UserError, first_line
 from .paths import repo_root
-from .synthetic import shape_images
+from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 
 DATASET_NAMES = ("fashion-mnist", "mnist", "celeba", "anime", "synthetic")
@@ -34,8 +34,8 @@ def short_hash(text: str) -> str:
 class IdxSource:
     """Fashion-MNIST or MNIST from the original IDX files (gzipped or not)."""
 
-    def __init__(self, title: str, images_file: Path, labels_file: Path):
-        self.description = title
+    def __init__(self, title: str, images_file: Path, labels_file: Path, classes: tuple[str, ...] = ()):
+        self.description, self.classes = title, classes
         self.images_file, self.labels_file = images_file, labels_file
         stat = images_file.stat()
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
@@ -62,6 +62,7 @@ class SyntheticSource:
 
     description = "synthetic shapes"
     cache_stem = f"synthetic-{SYNTHETIC_COUNT}"
+    classes = SHAPES
 
     def native_channels(self) -> int:
         return 3
@@ -82,7 +83,7 @@ class FolderSource:
 
     def __init__(self, root: Path):
         self.root = root.resolve()
-        self.description = str(self.root)
+        self.description, self.classes = str(self.root), ()
         self.files = list_image_files(self.root)
         if not self.files:
             raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {self.root}: point --data "
@@ -150,6 +151,11 @@ LABELLED = {  # name -> (title, torchvision class and folder, Debian package fol
     "fashion-mnist": ("Fashion-MNIST", "FashionMNIST", Path("/usr/share/datasets/fashion-mnist")),
     "mnist": ("MNIST", "MNIST", Path("/usr/share/datasets/mnist")),
 }
+CLASS_NAMES = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "mnist": tuple(str(digit) for digit in range(10)),
+}
 
 
 def find_idx_files(folders: list[Path], split: str) -> tuple[Path, Path] | None:
@@ -179,7 +185,7 @@ def labelled_source(name: str, data_dir: Path, download: bool, split: str) -> Id
         debian = f"`apt-get install dataset-{name}` (Debian/Ubuntu) or " if name == "fashion-mnist" else ""
         raise UserError(f"{title} not found in {folders[0]}, {folders[1]} or {folders[2]} and not downloadable: "
                         f"{debian}copy the four *-idx?-ubyte.gz files into {folders[0]}")
-    return IdxSource(f"{title} ({split})", *found)
+    return IdxSource(f"{title} ({split})", *found, CLASS_NAMES[name])
 
 
 NAMED_FOLDERS = {  # name -> (folders to look in, in order; how to get the data)

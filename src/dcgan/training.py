@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import ImageData, load_image_data
@@ -38,11 +39,12 @@ from .errors import UserError
 from .files import atomic_write_text
 from .history import RunningMeans, history_csv, history_row
 from .losses import discriminator_loss, generator_loss
-from .models import Discriminator, Generator, build_models
+from .models import build_networks
 from .paths import RunPaths, default_run_name, root_or_default, run_paths
+from .plots import save_history_figure
 from .sampling import generate, noise_for
 from .transforms import random_flip, to_signed
-from .viz import save_grid, save_history_figure
+from .viz import save_grid
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
@@ -66,8 +68,8 @@ class TrainState:
     paths: RunPaths
     device: torch.device
     data: ImageData
-    generator: Generator
-    discriminator: Discriminator
+    generator: nn.Module
+    discriminator: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     fixed_noise: torch.Tensor
@@ -136,7 +138,7 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
 
     torch.manual_seed(cfg.seed)
-    generator, discriminator = build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)
+    generator, discriminator = build_networks(cfg)
     generator.to(device)
     discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -159,9 +161,7 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
 
 def open_resume(cfg: TrainConfig, paths: RunPaths) -> tuple[TrainConfig, dict, Path]:
     """The checkpoint to continue from, checked against the requested run before any data is loaded."""
-    path = Path(cfg.checkpoint) if cfg.checkpoint else paths.last_checkpoint
-    if not path.is_file():
-        raise UserError(f"--resume: no checkpoint at {path}: train the run first, or pass --checkpoint PATH")
+    path = paths.checkpoint_file(cfg.checkpoint)
     payload = load_checkpoint(path)
     saved = saved_config(payload, path)
     check_architecture(saved, cfg, path)

@@ -1,12 +1,12 @@
-"""Pictures: image grids (PNG) and the training curves (loss_D, loss_G, D(x), D(G(z)))."""
+"""Image grids: many images in one PNG, and back (the grid's cells as separate images)."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
@@ -41,29 +41,14 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, min_cell: int = MIN_C
     return path
 
 
-def history_figure(history: list[dict], title: str = "") -> Figure:
-    """Two panels over training steps: the losses, and D's mean outputs on real and generated images."""
-    rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
-    steps = [row["step"] for row in rows]
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    losses, outputs = figure.subplots(1, 2)
-    losses.plot(steps, [row["loss_D"] for row in rows], label="loss_D")
-    losses.plot(steps, [row["loss_G"] for row in rows], label="loss_G")
-    losses.set(title="Losses", xlabel="step", ylabel="BCE")
-    outputs.plot(steps, [row["D_x"] for row in rows], label="D(x): real")
-    outputs.plot(steps, [row["D_G_z"] for row in rows], label="D(G(z)): generated")
-    outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
-    for axes in (losses, outputs):
-        axes.legend()
-        axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
-    return figure
-
-
-def save_history_figure(history: list[dict], path: Path, title: str = "") -> Path:
-    buffer = io.BytesIO()
-    history_figure(history, title).savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+def grid_cells(grid: Image.Image, count: int, rows: int, padding: int = 2) -> list[np.ndarray]:
+    """The `count` cell images of a grid written by grid_image with `rows` rows (inverse of the layout)."""
+    pixels = np.asarray(grid)
+    columns = -(-count // rows)
+    cell = (pixels.shape[1] - padding) // columns - padding
+    cells = []
+    for index in range(count):
+        row, col = divmod(index, columns)
+        top, left = padding + row * (cell + padding), padding + col * (cell + padding)
+        cells.append(pixels[top:top + cell, left:left + cell])
+    return cells

@@ -1,0 +1,52 @@
+"""Helpers for the notebooks: show figures, images and PNG files inline, and watch training epoch by epoch."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .training import Callback, TrainState
+
+
+def png_of(item: Any) -> bytes:
+    """PNG bytes of a matplotlib Figure, a PIL image or a PNG file."""
+    if isinstance(item, Figure):
+        buffer = io.BytesIO()
+        item.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+    if isinstance(item, Image.Image):
+        buffer = io.BytesIO()
+        item.save(buffer, format="PNG")
+        return buffer.getvalue()
+    return Path(item).read_bytes()
+
+
+def show(item: Any) -> None:
+    """Display a Figure, PIL image or PNG path in the notebook (as a PNG, so it renders everywhere)."""
+    from IPython.display import Image as IPythonImage
+    from IPython.display import display
+
+    display(IPythonImage(data=png_of(item)))
+
+
+class ShowEpochGrids(Callback):
+    """Shows the fixed-noise grid inline before training and after every epoch, with the epoch's numbers."""
+
+    def __init__(self, show_image: Callable[[Any], None] = show, say: Callable[[str], None] = print):
+        self.show_image, self.say = show_image, say
+
+    def on_train_start(self, state: TrainState) -> None:
+        if state.epoch == 0 and state.sample_path is not None:
+            self.say("before training (epoch 0):")
+            self.show_image(state.sample_path)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        row = state.last_row
+        self.say(f"epoch {state.epoch}: loss_D {row['loss_D']:.3f}, loss_G {row['loss_G']:.3f}, "
+                 f"D(x) {row['D_x']:.2f}, D(G(z)) {row['D_G_z']:.2f}")
+        self.show_image(state.sample_path)

@@ -1,0 +1,127 @@
+"""Matplotlib figures for notebooks and run folders: training curves, progression, real vs generated,
+latent walks, pixel histograms. Figures are built without pyplot, so they work headless."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .files import atomic_write_bytes
+from .viz import grid_cells, grid_image
+
+
+def history_figure(history: list[dict], title: str = "") -> Figure:
+    """Two panels over training steps: the losses, and D's mean outputs on real and generated images."""
+    rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
+    steps = [row["step"] for row in rows]
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    losses, outputs = figure.subplots(1, 2)
+    losses.plot(steps, [row["loss_D"] for row in rows], label="loss_D")
+    losses.plot(steps, [row["loss_G"] for row in rows], label="loss_G")
+    losses.set(title="Losses", xlabel="step", ylabel="BCE")
+    outputs.plot(steps, [row["D_x"] for row in rows], label="D(x): real")
+    outputs.plot(steps, [row["D_G_z"] for row in rows], label="D(G(z)): generated")
+    outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
+    for axes in (losses, outputs):
+        axes.legend()
+        axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def image_figure(image: Image.Image, title: str = "", width: float = 8.0) -> Figure:
+    """A PIL image shown at its own aspect ratio with a title, pixels kept sharp."""
+    height = width * image.size[1] / image.size[0] + (0.4 if title else 0)
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.subplots()
+    axes.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    axes.set_axis_off()
+    if title:
+        axes.set_title(title)
+    return figure
+
+
+def progression_figure(grid_files: list[Path], cells: int = 10, cell_rows: int = 2, max_rows: int = 12) -> Figure:
+    """One row per epoch grid file (epoch_000.png, ...), its `cells` images side by side: how G improved.
+
+    With more than `max_rows` files, evenly spaced epochs are shown, always the first and the last.
+    """
+    grid_files = sorted(grid_files)
+    if len(grid_files) > max_rows:
+        picks = np.linspace(0, len(grid_files) - 1, max_rows).round().astype(int)
+        grid_files = [grid_files[i] for i in sorted(set(picks))]
+    strips = [side_by_side(grid_cells(Image.open(path), cells, cell_rows)) for path in grid_files]
+    figure = Figure(figsize=(12, 1.3 * len(strips) + 0.5), layout="constrained")
+    axes_list = np.atleast_1d(figure.subplots(len(strips), 1))
+    for axes, strip, path in zip(axes_list, strips, grid_files):
+        axes.imshow(strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        axes.set_ylabel(path.stem.replace("epoch_", "epoch "), rotation=0, ha="right", va="center")
+    figure.suptitle("The same fixed noise after each epoch")
+    return figure
+
+
+def side_by_side(images: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Images of equal size in one row, separated by white columns."""
+    white = np.full((images[0].shape[0], gap, *images[0].shape[2:]), 255, dtype=images[0].dtype)
+    return np.concatenate([part for image in images for part in (image, white)][:-1], axis=1)
+
+
+def comparison_figure(real: torch.Tensor, fake: torch.Tensor, nrow: int = 0, title: str = "") -> Figure:
+    """Real and generated images (both in [-1, 1]) side by side, same count and layout (nrow 0: square)."""
+    nrow = nrow or math.ceil(math.sqrt(len(real)))
+    figure = Figure(figsize=(12, 6.4), layout="constrained")
+    for axes, images, label in zip(figure.subplots(1, 2), (real, fake), ("real", "generated")):
+        axes.imshow(np.asarray(grid_image(images, nrow)), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes.set_title(f"{label} ({len(images)})")
+        axes.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def rows_figure(rows: list[torch.Tensor], row_labels: list[str], column_labels: list[str], title: str) -> Figure:
+    """A table of images in [-1, 1]: one labelled row per walk, interpolation or batch, labelled columns."""
+    figure = Figure(figsize=(max(6.0, 1.1 * len(column_labels) + 1.5), 1.2 * len(rows) + 0.8), layout="constrained")
+    axes_list = np.atleast_1d(figure.subplots(len(rows), 1))
+    for axes, images, label in zip(axes_list, rows, row_labels):
+        axes.imshow(np.asarray(grid_image(images, nrow=len(images))), cmap="gray", vmin=0, vmax=255,
+                    interpolation="nearest")
+        axes.set_yticks([])
+        axes.set_ylabel(label, rotation=0, ha="right", va="center")
+        cell = axes.get_xlim()[1] / len(images)
+        axes.set_xticks([cell * (i + 0.5) for i in range(len(images))], column_labels if axes is axes_list[-1] else [])
+    figure.suptitle(title)
+    return figure
+
+
+def pixel_histogram(images_uint8: np.ndarray) -> Figure:
+    """Histograms of stored pixel values [0, 255] and of what the networks see, mapped to [-1, 1]."""
+    values = np.asarray(images_uint8).ravel()
+    figure = Figure(figsize=(11, 3.5), layout="constrained")
+    stored, mapped = figure.subplots(1, 2)
+    stored.hist(values, bins=64, range=(0, 255), color="tab:blue")
+    stored.set(title="stored pixels (uint8)", xlabel="value", ylabel="count")
+    mapped.hist(values / 127.5 - 1.0, bins=64, range=(-1, 1), color="tab:orange")
+    mapped.set(title="training input: x / 127.5 - 1", xlabel="value", ylabel="count")
+    return figure
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def save_history_figure(history: list[dict], path: Path, title: str = "") -> Path:
+    return save_figure(history_figure(history, title), path)

@@ -1,0 +1,86 @@
+"""Package helpers behind the notebooks: figures, inline display, the MLP GAN, real samples."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dcgan import train
+from dcgan.cache import load_image_data
+from dcgan.mlp import MLPDiscriminator, MLPGenerator
+from dcgan.notebook import ShowEpochGrids, png_of
+from dcgan.plots import comparison_figure, pixel_histogram, progression_figure, rows_figure
+from dcgan.sampling import load_run
+from dcgan.viz import grid_cells, grid_image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_mlp_gan_matches_the_write_ups_network():
+    generator, discriminator = MLPGenerator(28, 100, 128, 1), MLPDiscriminator(28, 128, 1)
+    assert sum(p.numel() for p in generator.parameters()) == 100 * 128 + 128 + 128 * 784 + 784
+    assert sum(p.numel() for p in discriminator.parameters()) == 784 * 128 + 128 + 128 + 1
+    images = generator(torch.randn(3, 100))
+    assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1
+    assert discriminator(images).shape == (3,)
+
+
+def test_the_mlp_gan_trains_through_the_same_loop_and_resumes(small_config, tmp_path):
+    state = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=1), log=lambda _: None)
+    assert isinstance(state.generator, MLPGenerator)
+    generator, cfg, _ = load_run("test", str(tmp_path / "checkpoints"), device="cpu")
+    assert isinstance(generator, MLPGenerator) and cfg.image_size == 28
+    resumed = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=2, resume=True), log=lambda _: None)
+    assert resumed.epoch == 2
+
+
+def test_grid_cells_recover_the_images_of_a_grid():
+    levels = torch.linspace(-1, 1, 10)
+    cells = grid_cells(grid_image(levels.view(10, 1, 1, 1).expand(10, 1, 32, 32), nrow=5), count=10, rows=2)
+    assert len(cells) == 10 and cells[0].shape == (64, 64)
+    for cell, level in zip(cells, levels.tolist()):
+        assert np.all(cell == int((level + 1) / 2 * 255 + 0.5))  # a whole cell, no gap pixels
+
+
+def test_figures_render(tmp_path):
+    grids = []
+    for epoch in range(3):
+        path = tmp_path / f"epoch_{epoch:03d}.png"
+        grid_image(torch.rand(10, 1, 32, 32) * 2 - 1, nrow=5).save(path)
+        grids.append(path)
+    figures = [progression_figure(grids), comparison_figure(torch.rand(16, 3, 32, 32), torch.rand(16, 3, 32, 32), 4),
+               rows_figure([torch.rand(3, 1, 32, 32)] * 2, ["dim 5", "dim 25"], ["-3", "0", "3"], "walk"),
+               pixel_histogram(np.arange(256, dtype=np.uint8))]
+    for figure in figures:
+        assert png_of(figure).startswith(PNG_SIGNATURE)
+    assert len(figures[0].axes) == 3  # one row per epoch
+    many = []
+    for epoch in range(30):
+        many.append(tmp_path / f"epoch_{epoch:03d}.png")
+        grid_image(torch.zeros(10, 1, 32, 32), nrow=5).save(many[-1])
+    labels = [axes.get_ylabel() for axes in progression_figure(many, max_rows=6).axes]
+    assert labels[0] == "epoch 000" and labels[-1] == "epoch 029" and len(labels) == 6
+
+
+def test_show_epoch_grids_displays_every_grid(small_config):
+    shown, said = [], []
+    train(small_config(epochs=2), callbacks=[ShowEpochGrids(shown.append, said.append)], log=lambda _: None)
+    assert [p.name for p in shown] == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
+    assert said[0].startswith("before training") and said[-1].startswith("epoch 2: loss_D")
+    assert png_of(shown[0]).startswith(PNG_SIGNATURE)
+    assert png_of(Image.new("L", (4, 4))).startswith(PNG_SIGNATURE)
+
+
+def test_real_samples_are_distinct_repeatable_and_in_range(tmp_path):
+    data = load_image_data("synthetic", 32, 0, tmp_path, progress=False)
+    first, again, other = data.sample(16, seed=1), data.sample(16, seed=1), data.sample(16, seed=2)
+    assert first.shape == (16, 3, 32, 32) and first.min() >= -1 and first.max() <= 1
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert len({tuple(img.flatten()[:64].tolist()) for img in first}) == 16
+
+
+def test_load_run_without_a_checkpoint_says_what_to_do(tmp_path):
+    from dcgan.errors import UserError
+
+    with pytest.raises(UserError, match="no checkpoint at .* train run 'ghost' first"):
+        load_run("ghost", str(tmp_path))

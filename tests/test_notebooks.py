@@ -1,0 +1,117 @@
+"""Every notebook runs top to bottom headless on the CPU with small parameters, on real Fashion-MNIST,
+and writes the files it promises; committed notebooks carry no outputs."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space"]
+
+
+def test_the_numbered_notebooks_exist():
+    assert [path.stem for path in NOTEBOOKS] == NAMES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_have_no_outputs_and_follow_the_conventions(path):
+    notebook = json.loads(path.read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name} holds outputs: strip them"
+    assert "".join(code[0]["source"]).startswith("%load_ext autoreload\n%autoreload 2")
+    assert "parameters" in code[1].get("metadata", {}).get("tags", []), "second code cell must be tagged parameters"
+    assert "device = \"auto\"" in "".join(code[1]["source"]) or "device" not in "".join(code[1]["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_understands_every_parameter(path):
+    """Each assignment in the parameters cell is seen by papermill (so injected values are checked by name)."""
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines() if re.match(r"^\w+ *=", line)}
+    assert set(papermill.inspect_notebook(str(path))) == assigned
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, fashion_mnist_available):
+    root = tmp_path_factory.mktemp("notebooks")
+    return {"data_dir": str(root / "data"), "samples_dir": str(root / "samples"),
+            "checkpoints_dir": str(root / "checkpoints")}
+
+
+def run_notebook(name, folders, tmp_path_factory, **parameters):
+    out = tmp_path_factory.mktemp("executed") / f"{name}.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(out), parameters=parameters,
+                               kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    return nbformat.read(out, as_version=4)
+
+
+def images_shown(notebook):
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def test_00_gan_basics(folders, tmp_path_factory):
+    notebook = run_notebook("00_gan_basics", folders, tmp_path_factory, limit=1280, epochs=2, hidden=32,
+                            device="cpu", run="nb-mlp", **folders)
+    samples = Path(folders["samples_dir"]) / "nb-mlp"
+    assert {"epoch_000.png", "epoch_001.png", "epoch_002.png", "losses.png", "real.png"} <= {
+        p.name for p in samples.iterdir()}
+    assert (Path(folders["checkpoints_dir"]) / "nb-mlp" / "last.pt").is_file()
+    assert images_shown(notebook) >= 3 + 3  # three epoch grids, curves, progression, 64 samples
+
+
+def test_01_explore_data(folders, tmp_path_factory):
+    notebook = run_notebook("01_explore_data", folders, tmp_path_factory, image_size=32, count=16,
+                            data_dir=folders["data_dir"])
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "60,000 images at 32x32, 1 channel" in text
+    assert "round trip exact: True" in text and "Ankle boot: 6,000" in text
+    assert images_shown(notebook) == 3  # grid, histograms, flips
+    assert list((Path(folders["data_dir"]) / ".cache").glob("*.u8"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(folders, tmp_path_factory):
+    notebook = run_notebook("02_train_dcgan", folders, tmp_path_factory, image_size=32, epochs=2, batch_size=64,
+                            ngf=16, ndf=16, limit=640, log_every=5, run="nb-dcgan", device="cpu", **folders)
+    return notebook
+
+
+def test_02_train_dcgan(trained_run, folders):
+    samples = Path(folders["samples_dir"]) / "nb-dcgan"
+    checkpoints = Path(folders["checkpoints_dir"]) / "nb-dcgan"
+    assert {"real.png", "epoch_000.png", "epoch_001.png", "epoch_002.png", "losses.png"} <= {
+        p.name for p in samples.iterdir()}
+    assert {"epoch_001.pt", "epoch_002.pt", "last.pt", "config.json", "history.csv"} <= {
+        p.name for p in checkpoints.iterdir()}
+    assert images_shown(trained_run) == 3 + 2  # epochs 0-2 inline, then curves and progression
+    text = "".join(output.get("text", "") for cell in trained_run.cells for output in cell.get("outputs", []))
+    assert f"checkpoints: {checkpoints}" in text
+
+
+def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factory):
+    run_notebook("02_train_dcgan", folders, tmp_path_factory, image_size=32, epochs=3, batch_size=64, ngf=16,
+                 ndf=16, limit=640, log_every=5, run="nb-dcgan", device="cpu", resume=True, **folders)
+    assert (Path(folders["checkpoints_dir"]) / "nb-dcgan" / "epoch_003.pt").is_file()
+
+
+def test_03_generate_and_compare(trained_run, folders, tmp_path_factory):
+    notebook = run_notebook("03_generate_and_compare", folders, tmp_path_factory, run="nb-dcgan", count=16,
+                            device="cpu", **folders)
+    assert (Path(folders["samples_dir"]) / "nb-dcgan" / "compare.png").stat().st_size > 0
+    assert images_shown(notebook) == 1
+
+
+def test_04_latent_space(trained_run, folders, tmp_path_factory):
+    notebook = run_notebook("04_latent_space", folders, tmp_path_factory, run="nb-dcgan", steps=5, sweep_steps=6,
+                            dims=[5, 25], device="cpu", samples_dir=folders["samples_dir"],
+                            checkpoints_dir=folders["checkpoints_dir"])
+    out = Path(folders["samples_dir"]) / "nb-dcgan"
+    for name in ("latent_interpolation.png", "latent_walks.png", "latent_sweep_z5.png", "latent_sweep_z25.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert images_shown(notebook) == 3
