@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,19 +9,17 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
+from .plots import figure_png
 from .training import Callback, TrainState
+from .viz import png_bytes
 
 
 def png_of(item: Any) -> bytes:
     """PNG bytes of a matplotlib Figure, a PIL image or a PNG file."""
     if isinstance(item, Figure):
-        buffer = io.BytesIO()
-        item.savefig(buffer, format="png", dpi=100)
-        return buffer.getvalue()
+        return figure_png(item)
     if isinstance(item, Image.Image):
-        buffer = io.BytesIO()
-        item.save(buffer, format="PNG")
-        return buffer.getvalue()
+        return png_bytes(item)
     return Path(item).read_bytes()
 
 

@@ -116,10 +116,14 @@ def pixel_histogram(images_uint8: np.ndarray) -> Figure:
     return figure
 
 
-def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
+    atomic_write_bytes(path, figure_png(figure, dpi))
     return path
 
 
