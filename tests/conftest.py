@@ -36,3 +36,15 @@ def fashion_mnist_available() -> Path:
             pytest.fail(f"Fashion-MNIST missing from {FASHION_DEBIAN}: CI installs dataset-fashion-mnist")
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     return FASHION_DEBIAN
+
+
+@pytest.fixture(scope="session")
+def fashion_run(fashion_mnist_available, tmp_path_factory):
+    """A real 300-step run of the full-width 32x32 DCGAN on Fashion-MNIST, shared by the tests that need one."""
+    from dcgan import train
+
+    root = tmp_path_factory.mktemp("fashion")
+    cfg = TrainConfig(data="fashion-mnist", image_size=32, batch_size=64, limit=64 * 150, epochs=2, log_every=10,
+                      run="fm", data_dir=str(root / "data"), samples_dir=str(root / "samples"),
+                      checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu")
+    return train(cfg, log=lambda line: None), root

@@ -2,7 +2,6 @@
 
 import math
 
-from dcgan import train
 from dcgan.history import read_history_csv
 from dcgan.models import build_models
 from dcgan.sampling import generate, noise_for
@@ -13,12 +12,10 @@ def corner_mean(images):
     return images[..., [0, 1, 2, 3, -4, -3, -2, -1], :][..., [0, 1, 2, 3, -4, -3, -2, -1]].mean().item()
 
 
-def test_a_few_hundred_steps_on_real_fashion_mnist(fashion_mnist_available, small_config, tmp_path):
-    cfg = small_config(data="fashion-mnist", image_size=32, nz=100, ngf=64, ndf=64, batch_size=64,
-                       limit=64 * 150, epochs=2, log_every=10, run="fm")
-    state = train(cfg, log=lambda line: None)
-    assert state.step == 300 and state.cfg.channels == 1
-    samples, checkpoints = tmp_path / "samples" / "fm", tmp_path / "checkpoints" / "fm"
+def test_a_few_hundred_steps_on_real_fashion_mnist(fashion_run):
+    state, root = fashion_run
+    assert state.step == 300 and state.cfg.channels == 1 and state.cfg.ngf == 64
+    samples, checkpoints = root / "samples" / "fm", root / "checkpoints" / "fm"
     for name in ("real.png", "epoch_000.png", "epoch_001.png", "epoch_002.png", "losses.png"):
         assert (samples / name).stat().st_size > 0, name
     for name in ("epoch_001.pt", "epoch_002.pt", "last.pt", "config.json", "history.csv"):

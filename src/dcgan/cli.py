@@ -1,4 +1,4 @@
-"""Command line: `python -m dcgan train ...` and `python -m dcgan sample ...`.
+"""Command line: `python -m dcgan train ...`, `python -m dcgan sample ...`, `python -m dcgan evaluate ...`.
 
 The train flags are generated from TrainConfig, so the config's help texts are the flags' help texts.
 User mistakes end in one line on stderr and exit code 2; `--debug` shows the traceback instead.
@@ -65,7 +65,34 @@ def build_parser() -> OneLineParser:
     sample.add_argument("--out", default="", help="PNG file to write (default: samples/<run>/sample_seed<seed>.png)")
     sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where to run G (default: auto)")
+    evaluate = commands.add_parser("evaluate", parents=[common], help="FID, KID, precision and recall of a run",
+                                   description="Compare N generated images with N real ones of the run's dataset; "
+                                   "writes checkpoints/<run>/eval_<epoch>.json.")
+    evaluate.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
+    evaluate.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    evaluate.add_argument("--n", type=int, default=10000, help="images on each side (default: 10000)")
+    evaluate.add_argument("--features", default="auto", choices=("auto", "classifier", "inception"),
+                          help="feature space: classifier = a CNN trained on the labelled dataset, cached in "
+                          "checkpoints/_classifiers/ (default: auto)")
+    evaluate.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
+                          "checkpoints/)")
+    evaluate.add_argument("--data-dir", default="", help="folder of datasets (default: the run's, else data/)")
+    evaluate.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                          help="show progress bars (default: on)")
     return parser
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate, result_table
+
+    if not args.run and not args.checkpoint:
+        raise UserError("evaluate needs --run NAME or --checkpoint PATH")
+    result = evaluate(args.run, args.n, args.features, args.checkpoint, args.checkpoints_dir, args.data_dir,
+                      args.device, args.seed, args.progress)
+    print(result_table(result))
+    print(f"wrote {result['path']}")
 
 
 def train_config(given: dict[str, Any]) -> TrainConfig:
@@ -116,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        {"train": run_train, "sample": run_sample}[args.command](args)
+        {"train": run_train, "sample": run_sample, "evaluate": run_evaluate}[args.command](args)
     except UserError as error:
         if args.debug:
             raise

@@ -1,0 +1,88 @@
+"""Compare a run's generated images with real ones: FID, KID, precision and recall in one feature space.
+
+    result = evaluate(run="fm32", n=10000)          # also: python -m dcgan evaluate --run fm32
+writes checkpoints/<run>/eval_<epoch>.json and returns the same numbers as a dict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .classifier import load_or_train_classifier
+from .device import pick_device
+from .errors import UserError
+from .fid import frechet_distance
+from .files import atomic_write_text
+from .kid import kernel_distance
+from .paths import root_or_default, run_paths
+from .precision_recall import precision_recall
+from .sampling import generate, load_run, noise_for, real_images_for
+from .sources import LABELLED
+
+FEATURE_CHOICES = ("auto", "classifier", "inception")
+
+
+@torch.no_grad()
+def extract(model, images: torch.Tensor, device: torch.device, batch: int = 500) -> torch.Tensor:
+    return torch.cat([model.features(part.to(device)).double().cpu() for part in images.split(batch)])
+
+
+def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
+                  progress: bool, log):
+    """(model with .features(images), label for the numbers) for the requested feature space."""
+    if kind not in FEATURE_CHOICES:
+        raise UserError(f"unknown features '{kind}': use {', '.join(FEATURE_CHOICES)}")
+    if kind == "inception":
+        raise UserError("Inception features are not available in this version: use --features classifier")
+    if kind == "auto" and dataset not in LABELLED:
+        raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
+                        f"({', '.join(LABELLED)})")
+    model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
+    title = LABELLED[dataset][0]
+    return model, f"{title} classifier (test accuracy {test_accuracy:.4f})"
+
+
+def compare_features(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int = 10, kid_subset_size: int = 1000,
+                     k: int = 3) -> dict[str, float]:
+    kid_mean, kid_std = kernel_distance(real, fake, kid_subsets, kid_subset_size)
+    precision, recall = precision_recall(real, fake, k)
+    return {"fid": frechet_distance(real, fake), "kid_mean": kid_mean, "kid_std": kid_std,
+            "precision": precision, "recall": recall}
+
+
+def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: str = "",
+             checkpoints_dir: str = "", data_dir: str = "", device: str = "auto", seed: int = 0,
+             progress: bool = True, log=print) -> dict:
+    """Generate `n` images, compare them with `n` real training images, write and return the numbers."""
+    if n < 2:
+        raise UserError(f"--n must be at least 2, got {n}")
+    started = time.perf_counter()
+    torch_device = pick_device(device)
+    generator, cfg, saved = load_run(run, checkpoints_dir, checkpoint, device)
+    checkpoints_root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
+    model, label = feature_model(features, cfg.data, checkpoints_root,
+                                 root_or_default(data_dir or cfg.data_dir, "data"), torch_device, progress, log)
+    real = real_images_for(cfg, n, seed, data_dir)
+    fake = generate(generator, noise_for(len(real), cfg.nz, seed + 1))
+    numbers = compare_features(extract(model, real, torch_device), extract(model, fake, torch_device))
+    result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]), "features": label,
+              **numbers, "n_real": len(real), "n_fake": len(fake), "seconds": time.perf_counter() - started}
+    folder = run_paths(cfg.run, "", checkpoints_dir or cfg.checkpoints_dir).checkpoints
+    path = folder / f"eval_{result['epoch']:03d}.json"
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    result["path"] = str(path)
+    return result
+
+
+def result_table(result: dict) -> str:
+    """The numbers as a small aligned table, labelled with the feature space."""
+    rows = [("FID", f"{result['fid']:.3f}"), ("KID", f"{result['kid_mean']:.5f} +- {result['kid_std']:.5f}"),
+            ("precision (k=3)", f"{result['precision']:.4f}"), ("recall (k=3)", f"{result['recall']:.4f}"),
+            ("images", f"{result['n_real']:,} real, {result['n_fake']:,} generated"),
+            ("seconds", f"{result['seconds']:.1f}")]
+    head = f"run {result['run']}, epoch {result['epoch']}; features: {result['features']}"
+    return "\n".join([head] + [f"  {name:<16} {value}" for name, value in rows])

@@ -1,0 +1,86 @@
+"""Evaluation on real Fashion-MNIST with the classifier features: the classifier, the orderings, the command."""
+
+import json
+
+import pytest
+import torch
+
+from dcgan.cache import load_image_data
+from dcgan.classifier import classifier_file, load_or_train_classifier
+from dcgan.cli import main
+from dcgan.evaluate import compare_features, evaluate, extract
+from dcgan.models import build_models
+from dcgan.sampling import generate, noise_for
+
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def classifier(fashion_run):
+    _, root = fashion_run
+    lines = []
+    model, test_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
+                                                    torch.device("cpu"), progress=False, log=lines.append)
+    return model, test_accuracy, lines, root
+
+
+def test_the_classifier_is_accurate_cached_and_reported(classifier):
+    model, test_accuracy, lines, root = classifier
+    assert test_accuracy >= 0.90
+    assert "test accuracy" in lines[0]
+    path = classifier_file("fashion-mnist", root / "checkpoints")
+    assert path.is_file()
+    again, cached_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
+                                                      torch.device("cpu"), progress=False, log=lambda line: None)
+    assert cached_accuracy == test_accuracy
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_fid_orders_real_data_trained_and_untrained_generators(classifier, fashion_run):
+    model, _, _, root = classifier
+    state, _ = fashion_run
+    device = torch.device("cpu")
+    train_images = load_image_data("fashion-mnist", 32, 1, root / "data", progress=False).sample(N, seed=0)
+    test_images = load_image_data("fashion-mnist", 32, 1, root / "data", split="test", progress=False).sample(N, 0)
+    test_features = extract(model, test_images, device)
+
+    def fid_against_test(images):
+        return compare_features(test_features, extract(model, images, device))["fid"]
+
+    floor = fid_against_test(train_images)
+    noise = fid_against_test(torch.rand(N, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    torch.manual_seed(0)
+    untrained = fid_against_test(generate(build_models(32, 1, 100, 64, 64)[0], noise_for(N, 100, 1)))
+    trained = fid_against_test(generate(state.generator, noise_for(N, 100, 1)))
+    print(f"classifier FID vs test: train {floor:.2f}, trained G {trained:.2f}, untrained G {untrained:.2f}, "
+          f"noise {noise:.2f}")
+    assert floor < trained < min(untrained, noise)
+    assert floor * 5 < trained and trained * 2 < min(untrained, noise)
+
+
+def test_evaluate_writes_the_numbers_and_the_command_prints_them(classifier, fashion_run, capsys):
+    _, _, _, root = classifier
+    result = evaluate("fm", n=500, checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
+                      device="cpu", progress=False, log=lambda line: None)
+    saved = json.loads((root / "checkpoints" / "fm" / "eval_002.json").read_text())
+    for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "features", "n_real", "n_fake", "seconds"):
+        assert key in saved
+    assert saved["fid"] == result["fid"] and saved["n_real"] == saved["n_fake"] == 500
+    assert saved["features"].startswith("Fashion-MNIST classifier (test accuracy 0.9")
+    assert 0 <= saved["precision"] <= 1 and 0 <= saved["recall"] <= 1 and saved["fid"] > 0
+    code = main(["evaluate", "--run", "fm", "--n", "500", "--checkpoints-dir", str(root / "checkpoints"),
+                 "--data-dir", str(root / "data"), "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "FID" in out and "Fashion-MNIST classifier" in out and "eval_002.json" in out
+    assert f"{saved['fid']:.3f}" in out  # same seed, same numbers
+
+
+def test_evaluate_refusals(tmp_path, capsys, small_config):
+    assert main(["evaluate", "--run", "ghost", "--checkpoints-dir", str(tmp_path)]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    from dcgan import train
+
+    train(small_config(epochs=1), log=lambda line: None)  # synthetic shapes: no labels
+    assert main(["evaluate", "--run", "test", "--checkpoints-dir", str(tmp_path / "checkpoints"),
+                 "--data-dir", str(tmp_path / "data"), "--n", "100"]) == 2
+    assert "classifier features need a labelled dataset" in capsys.readouterr().err
