@@ -48,3 +48,17 @@ def fashion_run(fashion_mnist_available, tmp_path_factory):
                       run="fm", data_dir=str(root / "data"), samples_dir=str(root / "samples"),
                       checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu")
     return train(cfg, log=lambda line: None), root
+
+
+@pytest.fixture(scope="session")
+def fashion_classifier(fashion_run):
+    """The Fashion-MNIST feature classifier, trained once into the shared run's checkpoints folder."""
+    import torch
+
+    from dcgan.classifier import load_or_train_classifier
+
+    _, root = fashion_run
+    lines = []
+    model, test_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
+                                                    torch.device("cpu"), progress=False, log=lines.append)
+    return model, test_accuracy, lines, root

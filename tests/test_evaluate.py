@@ -15,13 +15,9 @@ from dcgan.sampling import generate, noise_for
 N = 2000
 
 
-@pytest.fixture(scope="module")
-def classifier(fashion_run):
-    _, root = fashion_run
-    lines = []
-    model, test_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
-                                                    torch.device("cpu"), progress=False, log=lines.append)
-    return model, test_accuracy, lines, root
+@pytest.fixture
+def classifier(fashion_classifier):
+    return fashion_classifier
 
 
 def test_the_classifier_is_accurate_cached_and_reported(classifier):
@@ -84,3 +80,40 @@ def test_evaluate_refusals(tmp_path, capsys, small_config):
     assert main(["evaluate", "--run", "test", "--checkpoints-dir", str(tmp_path / "checkpoints"),
                  "--data-dir", str(tmp_path / "data"), "--n", "100"]) == 2
     assert "classifier features need a labelled dataset" in capsys.readouterr().err
+
+
+def test_eval_every_adds_fid_to_history_and_keeps_the_best_checkpoint(classifier, small_config):
+    from dcgan import train
+    from dcgan.checkpoint import load_checkpoint
+    from dcgan.history import read_history_csv
+
+    _, _, _, root = classifier
+    cfg = small_config(data="fashion-mnist", nz=100, ngf=16, ndf=16, limit=640, epochs=2, eval_every=1, eval_n=200,
+                       data_dir=str(root / "data"), checkpoints_dir=str(root / "checkpoints"), run="evaluated")
+    lines = []
+    state = train(cfg, log=lines.append)
+    folder = root / "checkpoints" / "evaluated"
+    epochs = [row for row in read_history_csv(folder / "history.csv") if row["kind"] == "epoch"]
+    assert all("fid" in row for row in epochs)
+    assert all("fid" not in row for row in read_history_csv(folder / "history.csv") if row["kind"] == "step")
+    for epoch in (1, 2):
+        measured = json.loads((folder / f"eval_{epoch:03d}.json").read_text())["fid"]
+        assert measured == pytest.approx(epochs[epoch - 1]["fid"], rel=1e-5)  # the CSV keeps 6 digits
+    best_epoch = 1 + min(range(2), key=lambda i: epochs[i]["fid"])
+    assert load_checkpoint(folder / "best.pt")["epoch"] == best_epoch
+    assert (folder / "best.pt").read_bytes() == (folder / f"epoch_{best_epoch:03d}.pt").read_bytes()
+    assert any("FID" in line for line in lines)
+    resumed = train(small_config(**{**cfg.__dict__, "epochs": 3, "resume": True}), log=lambda line: None)
+    measured = [row["fid"] for row in resumed.history if row["kind"] == "epoch"]
+    assert len(measured) == 3
+    assert load_checkpoint(folder / "best.pt")["epoch"] == 1 + measured.index(min(measured))
+    assert state.evaluator is not None
+
+
+def test_eval_every_on_unlabelled_data_is_refused_before_training(small_config, tmp_path):
+    from dcgan import train
+    from dcgan.errors import UserError
+
+    with pytest.raises(UserError, match="labelled dataset"):
+        train(small_config(eval_every=1), log=lambda line: None)
+    assert not (tmp_path / "checkpoints" / "test" / "epoch_001.pt").exists()

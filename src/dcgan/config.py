@@ -58,6 +58,9 @@ class TrainConfig:
     checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/")
     keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all")
     log_every: int = setting(50, "add a row to history.csv every N steps")
+    eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall (classifier features), "
+                              "add FID to history.csv and losses.png, keep best.pt; 0 never")
+    eval_n: int = setting(2000, "with --eval-every: images on each side")
     resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
     checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
     overwrite: bool = setting(False, "start the run afresh, deleting its existing samples and checkpoints")
@@ -79,7 +82,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")
-        for name in ("limit", "keep_last"):
+        if self.eval_every and self.eval_n < 2:
+            raise UserError(f"--eval-n must be at least 2, got {self.eval_n}")
+        for name in ("limit", "keep_last", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0:

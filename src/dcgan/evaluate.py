@@ -54,6 +54,32 @@ def compare_features(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int = 
             "precision": precision, "recall": recall}
 
 
+class Evaluator:
+    """Measures generators of one run against a fixed set of real images (their features computed once)."""
+
+    def __init__(self, cfg, n: int, features: str, device: torch.device, checkpoints_root: Path,
+                 data_dir: str = "", seed: int = 0, progress: bool = True, log=print):
+        self.nz, self.seed, self.device = cfg.nz, seed, device
+        self.model, self.label = feature_model(features, cfg.data, checkpoints_root,
+                                               root_or_default(data_dir or cfg.data_dir, "data"), device, progress,
+                                               log)
+        self.real_features = extract(self.model, real_images_for(cfg, n, seed, data_dir), device)
+
+    def measure(self, generator) -> dict:
+        """FID, KID, precision and recall of `generator` against the real set, with the feature label."""
+        started = time.perf_counter()
+        fake = generate(generator, noise_for(len(self.real_features), self.nz, self.seed + 1))
+        numbers = compare_features(self.real_features, extract(self.model, fake, self.device))
+        return {"features": self.label, **numbers, "n_real": len(self.real_features), "n_fake": len(fake),
+                "seconds": time.perf_counter() - started}
+
+
+def write_result(folder: Path, result: dict) -> Path:
+    path = folder / f"eval_{result['epoch']:03d}.json"
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: str = "",
              checkpoints_dir: str = "", data_dir: str = "", device: str = "auto", seed: int = 0,
              progress: bool = True, log=print) -> dict:
@@ -61,20 +87,13 @@ def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: 
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     started = time.perf_counter()
-    torch_device = pick_device(device)
     generator, cfg, saved = load_run(run, checkpoints_dir, checkpoint, device)
-    checkpoints_root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
-    model, label = feature_model(features, cfg.data, checkpoints_root,
-                                 root_or_default(data_dir or cfg.data_dir, "data"), torch_device, progress, log)
-    real = real_images_for(cfg, n, seed, data_dir)
-    fake = generate(generator, noise_for(len(real), cfg.nz, seed + 1))
-    numbers = compare_features(extract(model, real, torch_device), extract(model, fake, torch_device))
-    result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]), "features": label,
-              **numbers, "n_real": len(real), "n_fake": len(fake), "seconds": time.perf_counter() - started}
-    folder = run_paths(cfg.run, "", checkpoints_dir or cfg.checkpoints_dir).checkpoints
-    path = folder / f"eval_{result['epoch']:03d}.json"
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-    result["path"] = str(path)
+    root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
+    evaluator = Evaluator(cfg, n, features, pick_device(device), root, data_dir, seed, progress, log)
+    result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]),
+              **evaluator.measure(generator)}
+    result["seconds"] = time.perf_counter() - started
+    result["path"] = str(write_result(run_paths(cfg.run, "", str(root)).checkpoints, result))
     return result
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-COLUMNS = ("kind", "epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "images_per_s")
+COLUMNS = ("kind", "epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "images_per_s", "fid")
+# fid: on epoch rows measured by --eval-every, empty elsewhere
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # D_x = mean D(x), D_G_z = mean D(G(z)), as probabilities
 
 
@@ -39,7 +40,7 @@ def history_row(kind: str, epoch: int, step: int, means: list[float], seconds: f
 
 def history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
@@ -47,11 +48,11 @@ def history_csv(rows: list[dict]) -> str:
 
 
 def read_history_csv(path: Path) -> list[dict]:
-    """history.csv back as rows with numbers (epoch and step as int, the rest float)."""
+    """history.csv back as rows with numbers (epoch and step as int, the rest float; empty cells left out)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     typed = []
     for row in rows:
         typed.append({key: value if key == "kind" else (int(value) if key in ("epoch", "step") else float(value))
-                      for key, value in row.items()})
+                      for key, value in row.items() if value != ""})
     return typed

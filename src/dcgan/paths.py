@@ -59,6 +59,10 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
     @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
     def config_json(self) -> Path:
         return self.checkpoints / "config.json"
 

@@ -20,8 +20,9 @@ def history_figure(history: list[dict], title: str = "") -> Figure:
     """Two panels over training steps: the losses, and D's mean outputs on real and generated images."""
     rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
     steps = [row["step"] for row in rows]
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    losses, outputs = figure.subplots(1, 2)
+    measured = [row for row in history if row["kind"] == "epoch" and row.get("fid") is not None]
+    figure = Figure(figsize=(16 if measured else 11, 4), layout="constrained")
+    losses, outputs, *fid = figure.subplots(1, 3 if measured else 2)
     losses.plot(steps, [row["loss_D"] for row in rows], label="loss_D")
     losses.plot(steps, [row["loss_G"] for row in rows], label="loss_G")
     losses.set(title="Losses", xlabel="step", ylabel="BCE")
@@ -29,7 +30,11 @@ def history_figure(history: list[dict], title: str = "") -> Figure:
     outputs.plot(steps, [row["D_G_z"] for row in rows], label="D(G(z)): generated")
     outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
-    for axes in (losses, outputs):
+    if fid:
+        fid[0].plot([row["step"] for row in measured], [row["fid"] for row in measured], "o-", color="tab:green",
+                    label="FID")
+        fid[0].set(title="FID (classifier features)", xlabel="step", ylabel="FID, lower is better")
+    for axes in (losses, outputs, *fid):
         axes.legend()
         axes.grid(alpha=0.3)
     if title:

@@ -81,6 +81,7 @@ class TrainState:
     last_row: dict | None = None
     sample_path: Path | None = None  # the latest epoch grid
     checkpoint_path: Path | None = None  # the latest epoch checkpoint
+    evaluator: Any = None  # with eval_every: measures G against fixed real images
 
     @property
     def steps_per_epoch(self) -> int:
@@ -155,6 +156,11 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
         save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8)
         state.sample_path = save_grid(generate(generator, state.fixed_noise), paths.sample_grid(0),
                                       SAMPLE_COUNT // SAMPLE_ROWS)
+    if cfg.eval_every:
+        from .evaluate import Evaluator
+
+        state.evaluator = Evaluator(cfg, cfg.eval_n, "classifier", device,
+                                    root_or_default(cfg.checkpoints_dir, "checkpoints"), progress=cfg.progress, log=log)
     atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n")
     return state
 
@@ -257,14 +263,32 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
     epoch, paths, row = state.epoch, state.paths, state.last_row
     state.sample_path = save_grid(generate(state.generator, state.fixed_noise), paths.sample_grid(epoch),
                                   SAMPLE_COUNT // SAMPLE_ROWS)
-    state.checkpoint_path = paths.epoch_checkpoint(epoch)
-    save_checkpoint(checkpoint_payload(state), [state.checkpoint_path, paths.last_checkpoint])
+    targets = [paths.epoch_checkpoint(epoch), paths.last_checkpoint]
+    if state.evaluator is not None and epoch % state.cfg.eval_every == 0:
+        targets += measure_epoch(state, log)
+    state.checkpoint_path = targets[0]
+    save_checkpoint(checkpoint_payload(state), targets)
     prune_checkpoints(paths, state.cfg.keep_last)
     atomic_write_text(paths.history_csv, history_csv(state.history))
     save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}")
     log(f"epoch {epoch}/{state.cfg.epochs}: loss_D {row['loss_D']:.3f}  loss_G {row['loss_G']:.3f}  "
         f"D(x) {row['D_x']:.3f}  D(G(z)) {row['D_G_z']:.3f}  {row['seconds']:.1f} s  "
         f"{row['images_per_s']:,.0f} img/s")
+
+
+def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
+    """Evaluate G now: FID into the epoch's history row, eval_<epoch>.json; [best.pt] when FID is the lowest."""
+    from .evaluate import write_result
+
+    earlier = [row["fid"] for row in state.history if row["kind"] == "epoch" and "fid" in row]
+    result = {"run": state.paths.name, "epoch": state.epoch, "step": state.step,
+              **state.evaluator.measure(state.generator)}
+    state.last_row["fid"] = result["fid"]
+    write_result(state.paths.checkpoints, result)
+    best = not earlier or result["fid"] < min(earlier)
+    log(f"epoch {state.epoch}: FID {result['fid']:.3f} ({result['features']}), precision {result['precision']:.3f}, "
+        f"recall {result['recall']:.3f}{'; new best.pt' if best else ''}")
+    return [state.paths.best_checkpoint] if best else []
 
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
