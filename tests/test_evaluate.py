@@ -117,3 +117,8 @@ def test_eval_every_on_unlabelled_data_is_refused_before_training(small_config, 
     with pytest.raises(UserError, match="labelled dataset"):
         train(small_config(eval_every=1), log=lambda line: None)
     assert not (tmp_path / "checkpoints" / "test" / "epoch_001.pt").exists()
+    assert not (tmp_path / "samples" / "test" / "real.png").exists()
+    train(small_config(epochs=1), log=lambda line: None)
+    with pytest.raises(UserError, match="labelled dataset"):  # --overwrite deletes nothing when it then fails
+        train(small_config(eval_every=1, overwrite=True), log=lambda line: None)
+    assert (tmp_path / "checkpoints" / "test" / "epoch_001.pt").is_file()

@@ -94,8 +94,8 @@ def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Pa
                              progress: bool = True, log=print) -> tuple[FeatureClassifier, float]:
     """The cached classifier for `dataset`, trained first when there is none."""
     if dataset not in CLASS_NAMES:
-        raise UserError(f"no classifier features for '{dataset}': they need a labelled dataset "
-                        f"({', '.join(CLASS_NAMES)}); use --features inception")
+        raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
+                        f"({', '.join(CLASS_NAMES)})")
     path = classifier_file(dataset, checkpoints_root)
     if path.is_file():
         try:

@@ -38,9 +38,6 @@ def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Pa
         raise UserError(f"unknown features '{kind}': use {', '.join(FEATURE_CHOICES)}")
     if kind == "inception":
         raise UserError("Inception features are not available in this version: use --features classifier")
-    if kind == "auto" and dataset not in LABELLED:
-        raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
-                        f"({', '.join(LABELLED)})")
     model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
     title = LABELLED[dataset][0]
     return model, f"{title} classifier (test accuracy {test_accuracy:.4f})"

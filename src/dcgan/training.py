@@ -134,7 +134,13 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
         raise UserError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}: lower --batch-size "
                         "or use more images")
     cfg = dataclasses.replace(cfg, channels=data.channels)
-    if cfg.overwrite and not cfg.resume:  # only now that the data is known to load
+    evaluator = None
+    if cfg.eval_every:  # fails on unlabelled data: before anything is written or deleted
+        from .evaluate import Evaluator
+
+        evaluator = Evaluator(cfg, cfg.eval_n, "classifier", device,
+                              root_or_default(cfg.checkpoints_dir, "checkpoints"), progress=cfg.progress, log=log)
+    if cfg.overwrite and not cfg.resume:  # only now that the data (and the evaluator) are known to load
         shutil.rmtree(paths.samples, ignore_errors=True)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
 
@@ -156,11 +162,7 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
         save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8)
         state.sample_path = save_grid(generate(generator, state.fixed_noise), paths.sample_grid(0),
                                       SAMPLE_COUNT // SAMPLE_ROWS)
-    if cfg.eval_every:
-        from .evaluate import Evaluator
-
-        state.evaluator = Evaluator(cfg, cfg.eval_n, "classifier", device,
-                                    root_or_default(cfg.checkpoints_dir, "checkpoints"), progress=cfg.progress, log=log)
+    state.evaluator = evaluator
     atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n")
     return state
 
