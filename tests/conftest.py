@@ -62,3 +62,37 @@ def fashion_classifier(fashion_run):
     model, test_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
                                                     torch.device("cpu"), progress=False, log=lines.append)
     return model, test_accuracy, lines, root
+
+
+@pytest.fixture(autouse=True)
+def empty_torch_home(tmp_path_factory, monkeypatch):
+    """No test sees Inception weights a user may have in ~/.cache/torch: each starts from an empty TORCH_HOME."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory) -> Path:
+    """A weights file in the layout of torch-fidelity's Inception-v3, holding its random initial weights: the
+    real network and loading path at work, without the 91 MB download this machine cannot make."""
+    import torch
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity
+
+    with pytest.MonkeyPatch.context() as patch:  # build the network without reading any weights
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        torch.manual_seed(0)
+        network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save(network.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_photo() -> Path:
+    """A real photograph with one frontal human face (scikit-image's astronaut.png, shipped in its wheel)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-image is not installed (pip install -e '.[test]')")
+    return Path(spec.submodule_search_locations[0]) / "data" / "astronaut.png"

@@ -3,6 +3,7 @@ and writes the files it promises; committed notebooks carry no outputs."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -100,11 +101,22 @@ def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factor
     assert (Path(folders["checkpoints_dir"]) / "nb-dcgan" / "epoch_003.pt").is_file()
 
 
-def test_03_generate_and_compare(trained_run, folders, tmp_path_factory):
+def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, fashion_classifier):
+    from dcgan.classifier import classifier_file
+
+    _, _, _, classifier_root = fashion_classifier  # the session's trained classifier, not a second one
+    cached = classifier_file("fashion-mnist", Path(folders["checkpoints_dir"]))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(classifier_file("fashion-mnist", classifier_root / "checkpoints"), cached)
     notebook = run_notebook("03_generate_and_compare", folders, tmp_path_factory, run="nb-dcgan", count=16,
-                            device="cpu", **folders)
+                            device="cpu", eval_n=200, nearest_n=100, **folders)
     assert (Path(folders["samples_dir"]) / "nb-dcgan" / "compare.png").stat().st_size > 0
-    assert images_shown(notebook) == 1
+    assert (Path(folders["samples_dir"]) / "nb-dcgan" / "nearest.png").stat().st_size > 0
+    [written] = (Path(folders["checkpoints_dir"]) / "nb-dcgan").glob("eval_*.json")
+    saved = json.loads(written.read_text())
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert f"FID (Fashion-MNIST classifier)  {saved['fid']:.3f}" in text and "pixels (RMS)" in text
+    assert images_shown(notebook) == 2
 
 
 def test_04_latent_space(trained_run, folders, tmp_path_factory):

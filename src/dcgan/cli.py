@@ -1,4 +1,4 @@
-"""Command line: `python -m dcgan train ...`, `python -m dcgan sample ...`, `python -m dcgan evaluate ...`.
+"""Command line: `python -m dcgan train|sample|evaluate|nearest|prepare ...`.
 
 The train flags are generated from TrainConfig, so the config's help texts are the flags' help texts.
 User mistakes end in one line on stderr and exit code 2; `--debug` shows the traceback instead.
@@ -18,7 +18,7 @@ from .config import TrainConfig, flag
 from .errors import UserError
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
-SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device")
+SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -71,17 +71,66 @@ def build_parser() -> OneLineParser:
     evaluate.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
     evaluate.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
     evaluate.add_argument("--n", type=int, default=10000, help="images on each side (default: 10000)")
-    evaluate.add_argument("--features", default="auto", choices=("auto", "classifier", "inception"),
-                          help="feature space: classifier = a CNN trained on the labelled dataset, cached in "
-                          "checkpoints/_classifiers/ (default: auto)")
-    evaluate.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
-                          "checkpoints/)")
-    evaluate.add_argument("--data-dir", default="", help="folder of datasets (default: the run's, else data/)")
-    evaluate.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
-    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                          help="show progress bars (default: on)")
+    add_feature_flags(evaluate)
+    evaluate.add_argument("--faces", default="auto", choices=("auto", "anime", "human", "none"),
+                          help="face rate with a face detector; auto: for the anime and celeba datasets "
+                          "(default: auto)")
+    evaluate.add_argument("--face-n", type=int, default=1000, help="images a side for the face rate "
+                          "(default: 1000)")
+    add_run_flags(evaluate)
+
+    nearest = commands.add_parser("nearest", parents=[common], help="memorization check: generated images "
+                                  "next to their nearest training images",
+                                  description="Match N generated images with their nearest training images (in "
+                                  "feature and pixel space) and compare the distances with real images the model "
+                                  "never saw; writes samples/<run>/nearest.png and checkpoints/<run>/"
+                                  "nearest_<epoch>.json.")
+    nearest.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
+    nearest.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    nearest.add_argument("--n", type=int, default=1000, help="generated images, and as many baseline real images "
+                         "(default: 1000)")
+    nearest.add_argument("--show", type=int, default=8, help="closest pairs drawn in nearest.png (default: 8)")
+    nearest.add_argument("--samples-dir", default="", help="root folder for nearest.png (default: the run's)")
+    add_feature_flags(nearest)
+    add_run_flags(nearest)
+
+    prepare = commands.add_parser("prepare", parents=[common], help="make a training folder from raw pictures, "
+                                  "cropping faces", description="Write square training images from the pictures "
+                                  "under SRC into DST: one crop per face found (--crop-faces), else a centre crop.")
+    prepare.add_argument("src", metavar="SRC", help="folder of raw illustrations or photos (searched recursively)")
+    prepare.add_argument("dst", metavar="DST", help="folder to write the training images into")
+    prepare.add_argument("--crop-faces", default="", choices=("anime", "human"),
+                         help="detect faces (anime: animeface package; human: OpenCV Haar cascade) and crop each")
+    prepare.add_argument("--size", type=int, default=96, help="side of the written images in pixels (default: 96)")
+    prepare.add_argument("--margin", type=float, default=0.25, help="extra room on each side of a face, as a share "
+                         "of its size (default: 0.25)")
+    prepare.add_argument("--min-face", type=int, default=32, help="skip faces smaller than this many pixels "
+                         "(default: 32)")
+    prepare.add_argument("--workers", type=int, default=0, help="processes (default: 0 = one per core)")
+    prepare.add_argument("--overwrite", action="store_true", help="write into a DST that already holds files")
+    prepare.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                         help="show a progress bar (default: on)")
     return parser
+
+
+def add_feature_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", default="auto", choices=("auto", "classifier", "inception"),
+                        help="feature space: inception = the standard FID Inception-v3 (downloaded when missing); "
+                        "classifier = a CNN trained on the labelled dataset, cached in checkpoints/_classifiers/; "
+                        "auto = Inception when its weights are on disk, else the classifier (default: auto)")
+    parser.add_argument("--inception-weights", default="", metavar="PATH",
+                        help="the Inception weights file (default: $TORCH_HOME/hub/checkpoints/"
+                        "weights-inception-2015-12-05-6726825d.pth)")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
+                        "checkpoints/)")
+    parser.add_argument("--data-dir", default="", help="folder of datasets (default: the run's, else data/)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="show progress bars (default: on)")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -90,9 +139,31 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if not args.run and not args.checkpoint:
         raise UserError("evaluate needs --run NAME or --checkpoint PATH")
     result = evaluate(args.run, args.n, args.features, args.checkpoint, args.checkpoints_dir, args.data_dir,
-                      args.device, args.seed, args.progress)
+                      args.device, args.seed, args.progress, inception_weights=args.inception_weights,
+                      faces=args.faces, face_n=args.face_n)
     print(result_table(result))
     print(f"wrote {result['path']}")
+
+
+def run_nearest(args: argparse.Namespace) -> None:
+    from .nearest import nearest, nearest_table
+
+    if not args.run and not args.checkpoint:
+        raise UserError("nearest needs --run NAME or --checkpoint PATH")
+    result = nearest(args.run, args.n, args.features, args.checkpoint, args.checkpoints_dir, args.data_dir,
+                     args.inception_weights, args.show, args.device, args.seed, args.progress,
+                     samples_dir=args.samples_dir)
+    print(nearest_table(result))
+    print(f"wrote {result['figure']} and {result['path']}")
+
+
+def run_prepare(args: argparse.Namespace) -> None:
+    from .prepare import prepare
+
+    summary = prepare(args.src, args.dst, args.crop_faces, args.size, args.margin, args.min_face, args.workers,
+                      args.overwrite, args.progress)
+    print("\n".join(summary.lines()))
+    print(f"wrote {summary.written:,} images of {args.size}x{args.size} to {args.dst}")
 
 
 def train_config(given: dict[str, Any]) -> TrainConfig:
@@ -143,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        {"train": run_train, "sample": run_sample, "evaluate": run_evaluate}[args.command](args)
+        {"train": run_train, "sample": run_sample, "evaluate": run_evaluate, "nearest": run_nearest,
+         "prepare": run_prepare}[args.command](args)
     except UserError as error:
         if args.debug:
             raise

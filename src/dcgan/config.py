@@ -58,9 +58,12 @@ class TrainConfig:
     checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/")
     keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all")
     log_every: int = setting(50, "add a row to history.csv every N steps")
-    eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall (classifier features), "
-                              "add FID to history.csv and losses.png, keep best.pt; 0 never")
+    eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall, add FID to history.csv "
+                              "and losses.png, keep best.pt; 0 never")
     eval_n: int = setting(2000, "with --eval-every: images on each side")
+    eval_features: str = setting("auto", "with --eval-every: feature space; auto is Inception when its weights are "
+                                 "on disk, else the dataset's classifier", choices=("auto", "classifier", "inception"))
+    inception_weights: str = setting("", "Inception FID weights file; empty looks in $TORCH_HOME/hub/checkpoints/")
     resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
     checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
     overwrite: bool = setting(False, "start the run afresh, deleting its existing samples and checkpoints")

@@ -15,29 +15,44 @@ import torch
 from .classifier import load_or_train_classifier
 from .device import pick_device
 from .errors import UserError
+from .faces import face_detector, face_rate, faces_for_dataset
 from .fid import frechet_distance
 from .files import atomic_write_text
+from .inception import LABEL as INCEPTION_LABEL
+from .inception import download_weights, find_weights, inception_missing_message, load_inception
 from .kid import kernel_distance
 from .paths import root_or_default, run_paths
 from .precision_recall import precision_recall
 from .sampling import generate, load_run, noise_for, real_images_for
-from .sources import LABELLED
+from .sources import CLASS_NAMES, LABELLED
 
 FEATURE_CHOICES = ("auto", "classifier", "inception")
+FACE_CHOICES = ("auto", "anime", "human", "none")
 
 
 @torch.no_grad()
-def extract(model, images: torch.Tensor, device: torch.device, batch: int = 500) -> torch.Tensor:
+def extract(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    batch = getattr(model, "batch_size", 500)
     return torch.cat([model.features(part.to(device)).double().cpu() for part in images.split(batch)])
 
 
 def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
-                  progress: bool, log):
-    """(model with .features(images), label for the numbers) for the requested feature space."""
+                  progress: bool, log, inception_weights: str = ""):
+    """(model with .features(images), label for the numbers) for the requested feature space.
+
+    auto: Inception when its weights are on disk, else the dataset's classifier; inception: downloads the
+    weights when they are missing."""
     if kind not in FEATURE_CHOICES:
         raise UserError(f"unknown features '{kind}': use {', '.join(FEATURE_CHOICES)}")
-    if kind == "inception":
-        raise UserError("Inception features are not available in this version: use --features classifier")
+    if kind != "classifier":
+        weights = find_weights(inception_weights)
+        if weights is None and kind == "inception":
+            weights = download_weights()
+        if weights is not None:
+            return load_inception(weights, device), INCEPTION_LABEL
+        if dataset not in CLASS_NAMES:
+            raise UserError(f"no feature space for '{dataset}' without Inception: {inception_missing_message()} "
+                            f"(classifier features need a labelled dataset: {', '.join(CLASS_NAMES)})")
     model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
     title = LABELLED[dataset][0]
     return model, f"{title} classifier (test accuracy {test_accuracy:.4f})"
@@ -55,11 +70,11 @@ class Evaluator:
     """Measures generators of one run against a fixed set of real images (their features computed once)."""
 
     def __init__(self, cfg, n: int, features: str, device: torch.device, checkpoints_root: Path,
-                 data_dir: str = "", seed: int = 0, progress: bool = True, log=print):
+                 data_dir: str = "", seed: int = 0, progress: bool = True, log=print, inception_weights: str = ""):
         self.nz, self.seed, self.device = cfg.nz, seed, device
         self.model, self.label = feature_model(features, cfg.data, checkpoints_root,
                                                root_or_default(data_dir or cfg.data_dir, "data"), device, progress,
-                                               log)
+                                               log, inception_weights)
         self.real_features = extract(self.model, real_images_for(cfg, n, seed, data_dir), device)
 
     def measure(self, generator) -> dict:
@@ -77,28 +92,59 @@ def write_result(folder: Path, result: dict) -> Path:
     return path
 
 
+def measure_faces(faces: str, cfg, generator, n: int, seed: int, data_dir: str, log) -> dict:
+    """Face rates of generated and real images; auto: for face datasets, skipped (with a note) without the
+    detector's package."""
+    kind = faces_for_dataset(cfg.data) if faces == "auto" else None if faces == "none" else faces
+    if kind is None:
+        return {}
+    try:
+        detector = face_detector(kind)
+    except UserError as error:
+        if faces != "auto":
+            raise
+        log(f"face rate skipped: {error}")
+        return {}
+    real = real_images_for(cfg, n, seed, data_dir)
+    fake = generate(generator, noise_for(len(real), cfg.nz, seed + 1))
+    return {"face_detector": kind, "face_rate_generated": face_rate(fake, detector),
+            "face_rate_real": face_rate(real, detector), "n_faces": len(real)}
+
+
 def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: str = "",
              checkpoints_dir: str = "", data_dir: str = "", device: str = "auto", seed: int = 0,
-             progress: bool = True, log=print) -> dict:
-    """Generate `n` images, compare them with `n` real training images, write and return the numbers."""
+             progress: bool = True, log=print, inception_weights: str = "", faces: str = "auto",
+             face_n: int = 1000) -> dict:
+    """Generate `n` images, compare them with `n` real training images, write and return the numbers.
+    faces: auto (anime and celeba runs), anime, human or none; face_n images a side are checked."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
+    if faces not in FACE_CHOICES:
+        raise UserError(f"unknown --faces '{faces}': use {', '.join(FACE_CHOICES)}")
     started = time.perf_counter()
     generator, cfg, saved = load_run(run, checkpoints_dir, checkpoint, device)
     root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
-    evaluator = Evaluator(cfg, n, features, pick_device(device), root, data_dir, seed, progress, log)
+    evaluator = Evaluator(cfg, n, features, pick_device(device), root, data_dir, seed, progress, log,
+                          inception_weights)
     result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]),
-              **evaluator.measure(generator)}
+              **evaluator.measure(generator),
+              **measure_faces(faces, cfg, generator, min(face_n, n), seed, data_dir, log)}
     result["seconds"] = time.perf_counter() - started
     result["path"] = str(write_result(run_paths(cfg.run, "", str(root)).checkpoints, result))
     return result
 
 
 def result_table(result: dict) -> str:
-    """The numbers as a small aligned table, labelled with the feature space."""
-    rows = [("FID", f"{result['fid']:.3f}"), ("KID", f"{result['kid_mean']:.5f} +- {result['kid_std']:.5f}"),
+    """The numbers as a small aligned table, the metrics labelled with their feature space."""
+    space = result["features"].split(" (")[0]
+    rows = [(f"FID ({space})", f"{result['fid']:.3f}"),
+            ("KID", f"{result['kid_mean']:.5f} +- {result['kid_std']:.5f}"),
             ("precision (k=3)", f"{result['precision']:.4f}"), ("recall (k=3)", f"{result['recall']:.4f}"),
-            ("images", f"{result['n_real']:,} real, {result['n_fake']:,} generated"),
-            ("seconds", f"{result['seconds']:.1f}")]
+            ("images", f"{result['n_real']:,} real, {result['n_fake']:,} generated")]
+    if "face_detector" in result:
+        rows.append((f"face rate ({result['face_detector']})", f"{result['face_rate_generated']:.3f} generated, "
+                     f"{result['face_rate_real']:.3f} real ({result['n_faces']:,} each)"))
+    rows.append(("seconds", f"{result['seconds']:.1f}"))
+    width = max(len(name) for name, _ in rows) + 2
     head = f"run {result['run']}, epoch {result['epoch']}; features: {result['features']}"
-    return "\n".join([head] + [f"  {name:<16} {value}" for name, value in rows])
+    return "\n".join([head] + [f"  {name:<{width}}{value}" for name, value in rows])

@@ -16,8 +16,9 @@ from .files import atomic_write_bytes
 from .viz import grid_cells, grid_image
 
 
-def history_figure(history: list[dict], title: str = "") -> Figure:
-    """Two panels over training steps: the losses, and D's mean outputs on real and generated images."""
+def history_figure(history: list[dict], title: str = "", fid_label: str = "") -> Figure:
+    """Two panels over training steps: the losses, and D's mean outputs on real and generated images; a third
+    with FID where epochs were evaluated (fid_label names its feature space)."""
     rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
     steps = [row["step"] for row in rows]
     measured = [row for row in history if row["kind"] == "epoch" and row.get("fid") is not None]
@@ -33,7 +34,8 @@ def history_figure(history: list[dict], title: str = "") -> Figure:
     if fid:
         fid[0].plot([row["step"] for row in measured], [row["fid"] for row in measured], "o-", color="tab:green",
                     label="FID")
-        fid[0].set(title="FID (classifier features)", xlabel="step", ylabel="FID, lower is better")
+        fid[0].set(title=f"FID ({fid_label.split(' (')[0]})" if fid_label else "FID", xlabel="step",
+                   ylabel="FID, lower is better")
     for axes in (losses, outputs, *fid):
         axes.legend()
         axes.grid(alpha=0.3)
@@ -132,5 +134,5 @@ def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
     return path
 
 
-def save_history_figure(history: list[dict], path: Path, title: str = "") -> Path:
-    return save_figure(history_figure(history, title), path)
+def save_history_figure(history: list[dict], path: Path, title: str = "", fid_label: str = "") -> Path:
+    return save_figure(history_figure(history, title, fid_label), path)

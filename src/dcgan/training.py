@@ -135,11 +135,12 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
                         "or use more images")
     cfg = dataclasses.replace(cfg, channels=data.channels)
     evaluator = None
-    if cfg.eval_every:  # fails on unlabelled data: before anything is written or deleted
+    if cfg.eval_every:  # fails without a feature space: before anything is written or deleted
         from .evaluate import Evaluator
 
-        evaluator = Evaluator(cfg, cfg.eval_n, "classifier", device,
-                              root_or_default(cfg.checkpoints_dir, "checkpoints"), progress=cfg.progress, log=log)
+        evaluator = Evaluator(cfg, cfg.eval_n, cfg.eval_features, device,
+                              root_or_default(cfg.checkpoints_dir, "checkpoints"), progress=cfg.progress, log=log,
+                              inception_weights=cfg.inception_weights)
     if cfg.overwrite and not cfg.resume:  # only now that the data (and the evaluator) are known to load
         shutil.rmtree(paths.samples, ignore_errors=True)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
@@ -272,7 +273,8 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
     save_checkpoint(checkpoint_payload(state), targets)
     prune_checkpoints(paths, state.cfg.keep_last)
     atomic_write_text(paths.history_csv, history_csv(state.history))
-    save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}")
+    save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}",
+                        fid_label=state.evaluator.label if state.evaluator else "")
     log(f"epoch {epoch}/{state.cfg.epochs}: loss_D {row['loss_D']:.3f}  loss_G {row['loss_G']:.3f}  "
         f"D(x) {row['D_x']:.3f}  D(G(z)) {row['D_G_z']:.3f}  {row['seconds']:.1f} s  "
         f"{row['images_per_s']:,.0f} img/s")

@@ -1,0 +1,81 @@
+"""Face detectors: anime faces with the `animeface` package, human faces with OpenCV's Haar cascade.
+
+Both are optional dependencies (`pip install -e ".[faces]"`); asking for a detector without its package is a
+one-line error that says what to install. A detector takes a PIL image and returns face boxes (x, y, w, h).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import UserError
+
+Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+Detector = Callable[[Image.Image], list[Box]]
+
+PACKAGES = {"anime": "animeface", "human": "opencv-python-headless<5"}  # what each detector needs installed
+DATASET_FACES = {"anime": "anime", "celeba": "human"}  # named datasets of faces -> their detector
+DETECT_SIZE = 256  # generated images are upscaled to this before detection (real ones too, for a fair rate)
+
+
+def missing_package(kind: str) -> UserError:
+    return UserError(f"{kind} face detection needs the {PACKAGES[kind].split('<')[0]} package: "
+                     f"pip install '{PACKAGES[kind]}' (or pip install -e \".[faces]\")")
+
+
+def anime_detector() -> Detector:
+    try:
+        import animeface
+    except ImportError:
+        raise missing_package("anime") from None
+
+    def detect(image: Image.Image) -> list[Box]:
+        return [(face.face.pos.x, face.face.pos.y, face.face.pos.width, face.face.pos.height)
+                for face in animeface.detect(image.convert("RGB"))]
+    return detect
+
+
+def human_detector(min_neighbors: int = 5) -> Detector:
+    try:
+        import cv2
+    except ImportError:
+        raise missing_package("human") from None
+    if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved the Haar cascades out of the main package
+        raise UserError(f"OpenCV {cv2.__version__} has no Haar cascades: pip install '{PACKAGES['human']}'")
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+
+    def detect(image: Image.Image) -> list[Box]:
+        found = cascade.detectMultiScale(np.asarray(image.convert("L")), scaleFactor=1.1,
+                                         minNeighbors=min_neighbors, minSize=(24, 24))
+        return [tuple(int(value) for value in box) for box in found]
+    return detect
+
+
+def face_detector(kind: str) -> Detector:
+    if kind not in PACKAGES:
+        raise UserError(f"unknown face kind '{kind}': use {' or '.join(PACKAGES)}")
+    return anime_detector() if kind == "anime" else human_detector()
+
+
+def faces_for_dataset(data: str) -> str | None:
+    """The detector kind for a named face dataset (anime, celeba), None for any other data."""
+    return DATASET_FACES.get(data)
+
+
+def to_pil(image: torch.Tensor, size: int = DETECT_SIZE) -> Image.Image:
+    """One image in [-1, 1], (C, H, W) -> an RGB/L PIL image upscaled to `size` x `size`."""
+    pixels = ((image.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    return picture.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def face_rate(images: torch.Tensor, detector: Detector) -> float:
+    """The share of images (N, C, H, W in [-1, 1]) in which `detector` finds at least one face."""
+    if len(images) == 0:
+        raise ValueError("face_rate needs at least one image")
+    return sum(bool(detector(to_pil(image))) for image in images) / len(images)

@@ -1,0 +1,123 @@
+"""`python -m dcgan prepare SRC DST --crop-faces anime|human --size 96`: turn raw pictures into a training folder.
+
+With --crop-faces, every face found is cropped as a square with a margin around it (kept inside the picture),
+resized to --size and written as DST/<path under SRC>_<k>.png. Without it, each picture is centre-cropped
+and resized. Unreadable files are skipped and counted; a summary says what happened.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .decode import default_workers, parallel_map, read_image
+from .errors import UserError
+from .faces import PACKAGES, Box, face_detector
+from .files import atomic_write_bytes
+from .sources import list_image_files
+from .transforms import fit_square, to_channels
+
+
+@dataclass
+class PrepareSummary:
+    images_read: int = 0  # files that decoded
+    faces_found: int = 0  # faces the detector reported (with --crop-faces)
+    too_small: int = 0  # faces skipped as smaller than --min-face
+    no_face: int = 0  # pictures in which no face was found
+    written: int = 0  # crops written to DST
+    skipped: Counter = field(default_factory=Counter)  # unreadable files by reason
+
+    def lines(self) -> list[str]:
+        skipped = ", ".join(f"{count} {reason}" for reason, count in self.skipped.most_common()) or "none"
+        return [f"images read: {self.images_read:,}", f"faces found: {self.faces_found:,} "
+                f"({self.too_small:,} too small, {self.no_face:,} pictures without a face)",
+                f"images written: {self.written:,}", f"files skipped: {skipped}"]
+
+
+def square_around(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """A square (left, top, right, bottom) centred on `box`, `margin` x its size wider on each side,
+    shifted (and if need be shrunk) to lie inside a width x height picture."""
+    x, y, w, h = box
+    side = min(round(max(w, h) * (1 + 2 * margin)), width, height)
+    left = min(max(round(x + w / 2 - side / 2), 0), width - side)
+    top = min(max(round(y + h / 2 - side / 2), 0), height - side)
+    return left, top, left + side, top + side
+
+
+_detectors: dict = {}  # one detector per kind per process
+
+
+def crops_of(path: str, crop_faces: str, size: int, margin: float, min_face: int) -> tuple:
+    """(PNG bytes of each crop, faces found, faces too small, skip reason or None) for one file."""
+    image, reason = read_image(path)
+    if image is None:
+        return [], 0, 0, reason
+    picture = to_channels(image, 3)
+    if not crop_faces:
+        return [png(fit_square(picture, size))], 0, 0, None
+    if crop_faces not in _detectors:
+        _detectors[crop_faces] = face_detector(crop_faces)
+    boxes = _detectors[crop_faces](picture)
+    kept = [box for box in boxes if min(box[2], box[3]) >= min_face]
+    squares = [square_around(box, margin, *picture.size) for box in kept]
+    crops = [png(picture.crop(square).resize((size, size), Image.Resampling.LANCZOS)) for square in squares]
+    return crops, len(boxes), len(boxes) - len(kept), None
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
+    if not src.is_dir():
+        raise UserError(f"{src} is not a folder: give the folder of raw pictures as SRC")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise UserError(f"DST {dst} lies inside SRC {src}: write the training folder somewhere else")
+    if dst.is_file():
+        raise UserError(f"DST {dst} is a file: give a folder to write the images into")
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise UserError(f"DST {dst} is not empty: choose a new folder or pass --overwrite "
+                        "(files of the same name are replaced, others kept)")
+
+
+def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: float = 0.25, min_face: int = 32,
+            workers: int = 0, overwrite: bool = False, progress: bool = True) -> PrepareSummary:
+    """Write DST's training images from SRC's pictures; returns the counts."""
+    source, target = Path(src).expanduser(), Path(dst).expanduser()
+    if crop_faces and crop_faces not in PACKAGES:
+        raise UserError(f"unknown --crop-faces '{crop_faces}': use {' or '.join(PACKAGES)}")
+    if not 8 <= size <= 1024:
+        raise UserError(f"--size must be between 8 and 1024 pixels, got {size}")
+    if not 0 <= margin <= 2:
+        raise UserError(f"--margin must be between 0 and 2 (a share of the face size), got {margin}")
+    check_folders(source, target, overwrite)
+    if crop_faces:
+        face_detector(crop_faces)  # a missing package fails here, before any work
+    files = list_image_files(source)
+    if not files:
+        raise UserError(f"no pictures found under {source}")
+    summary = PrepareSummary()
+    job = partial(crops_of, crop_faces=crop_faces, size=size, margin=margin, min_face=min_face)
+    for path, (crops, found, too_small, reason) in zip(files, tqdm(
+            parallel_map(job, [str(path) for path in files], workers or default_workers(), 16),
+            total=len(files), desc="prepare", unit="picture", disable=not progress)):
+        if reason:
+            summary.skipped[reason] += 1
+            continue
+        summary.images_read += 1
+        summary.faces_found += found
+        summary.too_small += too_small
+        summary.no_face += bool(crop_faces) and found == 0
+        stem = target / path.relative_to(source).with_suffix("")
+        for index, data in enumerate(crops):
+            atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
+            summary.written += 1
+    return summary
