@@ -18,7 +18,8 @@ from .config import TrainConfig, flag
 from .errors import UserError
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
-SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights")
+SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
+                  "data_on_device", "compile")
 
 
 class OneLineParser(argparse.ArgumentParser):

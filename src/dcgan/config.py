@@ -15,6 +15,7 @@ from .errors import UserError
 IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
 MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
 ARCHITECTURES = ("dcgan", "mlp")
+SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
 ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden")
 
 
@@ -52,6 +53,15 @@ class TrainConfig:
     fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)")
     seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run")
     device: str = setting("auto", "auto (CUDA when present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    # speed
+    precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
+                             "bf16 or fp32", choices=("auto", "bf16", "fp32"))
+    channels_last: str = setting("auto", "channels-last memory layout for G, D and images: auto (on), on or off",
+                                 choices=SWITCH)
+    data_on_device: str = setting("auto", "keep the decoded dataset on the training device: auto (when it fits: "
+                                  "half the free GPU memory, a quarter of the RAM), on or off (stream it)",
+                                  choices=SWITCH)
+    compile: bool = setting(False, "torch.compile G and D (slow first steps; see docs/benchmarks.md)")
     # outputs
     run: str = setting("", "run name: samples/<run>/ and checkpoints/<run>/; empty derives one from data and size")
     samples_dir: str = setting("", "root folder for sample grids; empty means the repo's samples/")

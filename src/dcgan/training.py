@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .batches import DeviceBatches, batch_source, epoch_plan
 from .cache import ImageData, load_image_data
 from .checkpoint import (
     FORMAT_VERSION,
@@ -43,7 +44,8 @@ from .models import build_networks
 from .paths import RunPaths, default_run_name, root_or_default, run_paths
 from .plots import save_history_figure
 from .sampling import generate, noise_for
-from .transforms import random_flip, to_signed
+from .speed import SpeedPlan, adam, prepare_networks, speed_plan
+from .transforms import to_signed
 from .viz import save_grid
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
@@ -82,6 +84,10 @@ class TrainState:
     sample_path: Path | None = None  # the latest epoch grid
     checkpoint_path: Path | None = None  # the latest epoch checkpoint
     evaluator: Any = None  # with eval_every: measures G against fixed real images
+    plan: SpeedPlan | None = None  # precision, layout, fused Adam, compile
+    batches: Any = None  # DeviceBatches or StreamedBatches: real images, ready on the device
+    g_forward: Any = None  # what the step calls for G and D: the networks, or their compiled versions
+    d_forward: Any = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -149,13 +155,18 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
     generator, discriminator = build_networks(cfg)
     generator.to(device)
     discriminator.to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    plan = speed_plan(cfg, device)
+    g_forward, d_forward = prepare_networks(plan, generator, discriminator)
+    opt_g, opt_d = adam(generator.parameters(), cfg, plan), adam(discriminator.parameters(), cfg, plan)
     state = TrainState(cfg, paths, device, data, generator, discriminator, opt_g, opt_d,
                        fixed_noise=noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed),
                        data_rng=torch.Generator().manual_seed(cfg.seed + 1),
-                       noise_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2))
-    log(f"run '{cfg.run}' on {device}: {state.steps_per_epoch} steps of {cfg.batch_size} images per epoch")
+                       noise_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
+                       plan=plan, batches=batch_source(data, device, cfg.data_on_device, plan.channels_last),
+                       g_forward=g_forward, d_forward=d_forward)
+    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
+    log(f"run '{cfg.run}' on {device} ({plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
+        f"{cfg.batch_size} images per epoch")
     if payload is not None:
         restore_state(state, payload, resume_from)
         log(f"resuming from {resume_from} at epoch {state.epoch}, step {state.step}")
@@ -200,31 +211,26 @@ def restore_state(state: TrainState, payload: dict, path: Path) -> None:
         raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
 
 
-def next_batch(state: TrainState, indices: torch.Tensor) -> torch.Tensor:
-    """Real images for `indices`: uint8 from the cache -> device -> [-1, 1] -> optional flips."""
-    batch = torch.from_numpy(state.data.images[indices.numpy()]).to(state.device, non_blocking=True)
-    images = to_signed(batch)
-    return random_flip(images, state.data_rng) if state.cfg.flip else images
-
-
 def train_step(state: TrainState, real: torch.Tensor) -> torch.Tensor:
     """One D step and one G step; returns [loss_D, loss_G, D(x), D(G(z))] on the device (no host sync)."""
-    cfg, G, D = state.cfg, state.generator, state.discriminator
+    cfg, G, D = state.cfg, state.g_forward, state.d_forward
     noise = torch.randn(real.shape[0], cfg.nz, device=state.device, generator=state.noise_rng)
-    fake = G(noise)
-
-    real_logits, fake_logits = D(real), D(fake.detach())
+    with state.plan.autocast():
+        fake = G(noise)
+        real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
     loss_d = discriminator_loss(real_logits, fake_logits, cfg.real_label, cfg.fake_label)
     state.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     state.opt_d.step()
 
-    D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-    loss_g = generator_loss(D(fake))
+    state.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    with state.plan.autocast():
+        fake_logits_for_g = D(fake).float()
+    loss_g = generator_loss(fake_logits_for_g)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
-    D.requires_grad_(True)
+    state.discriminator.requires_grad_(True)
 
     with torch.no_grad():
         return torch.stack([loss_d, loss_g, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
@@ -232,13 +238,13 @@ def train_step(state: TrainState, real: torch.Tensor) -> torch.Tensor:
 
 def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
     cfg, batch = state.cfg, state.cfg.batch_size
-    order = torch.randperm(len(state.data), generator=state.data_rng)
+    order, coins = epoch_plan(len(state.data), state.steps_per_epoch, batch, cfg.flip, state.data_rng)
     epoch_means, window = RunningMeans(state.device), RunningMeans(state.device)
     started = window_started = time.perf_counter()
-    bar = tqdm(range(state.steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
-               disable=not cfg.progress)
-    for index in bar:
-        metrics = train_step(state, next_batch(state, order[index * batch:(index + 1) * batch]))
+    bar = tqdm(state.batches.epoch(order, coins, batch), total=state.steps_per_epoch,
+               desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=not cfg.progress)
+    for real in bar:
+        metrics = train_step(state, real)
         epoch_means.add(metrics)
         window.add(metrics)
         state.step += 1

@@ -1,0 +1,38 @@
+"""The speed benchmark: FLOP counts from layer shapes, and the script running end to end on a tiny folder."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from dcgan.flops import forward_macs, training_flops_per_image
+from dcgan.models import build_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_flop_counts_match_the_hand_computed_dcgan_figures():
+    generator, discriminator = build_models(64, 3, 100, 64, 64)
+    counts = training_flops_per_image(generator, discriminator, 100, (3, 64, 64))
+    # G: 100*512*16 + 512*16*256*16 + 256*64*128*16 + 128*256*64*16 + 64*1024*3*16 (per input pixel, k*k*out)
+    assert counts["G_macs"] == 819_200 + 33_554_432 * 3 + 3_145_728 == 104_628_224
+    # D: 32*32*64*48 + 16*16*128*1024 + 8*8*256*2048 + 4*4*512*4096 + 1*8192 (per output pixel, k*k*in)
+    assert counts["D_macs"] == 3_145_728 + 33_554_432 * 3 + 8_192 == 103_817_216
+    assert counts["flops"] == 2 * (3 * 104_628_224 + 9 * 103_817_216)  # about 2.5 GFLOP per image
+    linear = torch.nn.Linear(10, 7)
+    assert forward_macs(linear, torch.zeros(3, 10)) == 70
+
+
+def test_the_benchmark_script_runs_both_trainers(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_training.py"), "--device", "cpu",
+                          "--images", "48", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--repeats", "2",
+                          "--samples", "50", "--folder-root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("cache: 48 images decoded") for line in lines)
+    assert any(line.startswith("dcgan ") and "img/s" in line for line in lines)
+    assert any(line.startswith("reference (pytorch/examples recipe)") for line in lines)
+    assert any(line.startswith("ratio dcgan / reference:") for line in lines)
+    assert any(line.startswith("generate: 50 samples") for line in lines)
