@@ -55,10 +55,7 @@ def build_parser() -> OneLineParser:
 
     sample = commands.add_parser("sample", parents=[common], help="draw new images from a trained run's checkpoint",
                                  description="Draw images from a checkpoint into one PNG grid.")
-    sample.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
-    sample.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
-    sample.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
-                        "checkpoints/)")
+    add_checkpoint_flags(sample)
     sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images "
                         "(default: 0)")
@@ -69,8 +66,7 @@ def build_parser() -> OneLineParser:
     evaluate = commands.add_parser("evaluate", parents=[common], help="FID, KID, precision and recall of a run",
                                    description="Compare N generated images with N real ones of the run's dataset; "
                                    "writes checkpoints/<run>/eval_<epoch>.json.")
-    evaluate.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
-    evaluate.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    add_checkpoint_flags(evaluate)
     evaluate.add_argument("--n", type=int, default=10000, help="images on each side (default: 10000)")
     add_feature_flags(evaluate)
     evaluate.add_argument("--faces", default="auto", choices=("auto", "anime", "human", "none"),
@@ -86,8 +82,7 @@ def build_parser() -> OneLineParser:
                                   "feature and pixel space) and compare the distances with real images the model "
                                   "never saw; writes samples/<run>/nearest.png and checkpoints/<run>/"
                                   "nearest_<epoch>.json.")
-    nearest.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
-    nearest.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    add_checkpoint_flags(nearest)
     nearest.add_argument("--n", type=int, default=1000, help="generated images, and as many baseline real images "
                          "(default: 1000)")
     nearest.add_argument("--show", type=int, default=8, help="closest pairs drawn in nearest.png (default: 8)")
@@ -124,9 +119,14 @@ def add_feature_flags(parser: argparse.ArgumentParser) -> None:
                         "weights-inception-2015-12-05-6726825d.pth)")
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
+def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
+    parser.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
     parser.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
                         "checkpoints/)")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="", help="folder of datasets (default: the run's, else data/)")
     parser.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")

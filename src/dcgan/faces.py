@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from .errors import UserError
+from .transforms import to_uint8
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 Detector = Callable[[Image.Image], list[Box]]
@@ -69,7 +70,7 @@ def faces_for_dataset(data: str) -> str | None:
 
 def to_pil(image: torch.Tensor, size: int = DETECT_SIZE) -> Image.Image:
     """One image in [-1, 1], (C, H, W) -> an RGB/L PIL image upscaled to `size` x `size`."""
-    pixels = ((image.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    pixels = to_uint8(image).permute(1, 2, 0).numpy()
     picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     return picture.resize((size, size), Image.Resampling.BICUBIC)
 

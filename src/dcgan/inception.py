@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .errors import UserError, first_line
+from .transforms import to_uint8
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_FILE}"
@@ -67,7 +68,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def to_inception_input(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1], (N, 1 or 3, H, W) -> uint8 RGB (N, 3, H, W), the input torch-fidelity expects."""
-    pixels = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    pixels = to_uint8(images)
     return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 

@@ -65,6 +65,11 @@ def to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(127.5).sub_(1.0)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded: the exact inverse of to_signed."""
+    return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> float [0, 1], for display and saving."""
     return images.clamp(-1.0, 1.0).add(1.0).div(2.0)
