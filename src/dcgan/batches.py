@@ -10,13 +10,14 @@ and mapped to [-1, 1], flipped and given the memory layout the networks use, on 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from .cache import ImageData
-from .transforms import to_signed
+from .transforms import mirror_where, to_signed
 
 GPU_SHARE, RAM_SHARE = 0.5, 0.25  # auto keeps the data on the device when it takes at most this share
 
@@ -27,8 +28,6 @@ def fits_on_device(data: ImageData, device: torch.device) -> bool:
         free, _ = torch.cuda.mem_get_info(device)
         return data.images.nbytes <= GPU_SHARE * free
     try:
-        import os
-
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return False
@@ -47,7 +46,7 @@ def finish(images_uint8: torch.Tensor, coins: torch.Tensor | None, channels_last
     """uint8 batch on the device -> [-1, 1], mirrored where its coin says so, in the networks' layout."""
     images = to_signed(images_uint8)
     if coins is not None:
-        images = torch.where(coins.view(-1, 1, 1, 1), images.flip(-1), images)
+        images = mirror_where(images, coins)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 

@@ -7,7 +7,6 @@ and resized. Unreadable files are skipped and counted; a summary says what happe
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +21,7 @@ from .faces import PACKAGES, Box, face_detector
 from .files import atomic_write_bytes
 from .sources import list_image_files
 from .transforms import fit_square, to_channels
+from .viz import png_bytes
 
 
 @dataclass
@@ -60,20 +60,14 @@ def crops_of(path: str, crop_faces: str, size: int, margin: float, min_face: int
         return [], 0, 0, reason
     picture = to_channels(image, 3)
     if not crop_faces:
-        return [png(fit_square(picture, size))], 0, 0, None
+        return [png_bytes(fit_square(picture, size))], 0, 0, None
     if crop_faces not in _detectors:
         _detectors[crop_faces] = face_detector(crop_faces)
     boxes = _detectors[crop_faces](picture)
     kept = [box for box in boxes if min(box[2], box[3]) >= min_face]
     squares = [square_around(box, margin, *picture.size) for box in kept]
-    crops = [png(picture.crop(square).resize((size, size), Image.Resampling.LANCZOS)) for square in squares]
+    crops = [png_bytes(picture.crop(square).resize((size, size), Image.Resampling.LANCZOS)) for square in squares]
     return crops, len(boxes), len(boxes) - len(kept), None
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:

@@ -78,5 +78,9 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2, the coin drawn from `generator` (on the CPU)."""
     coins = torch.rand(images.shape[0], generator=generator) < 0.5
-    coins = coins.to(images.device).view(-1, 1, 1, 1)
-    return torch.where(coins, images.flip(-1), images)
+    return mirror_where(images, coins.to(images.device))
+
+
+def mirror_where(images: torch.Tensor, coins: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images (N, C, H, W) whose coin (N,) is True."""
+    return torch.where(coins.view(-1, 1, 1, 1), images.flip(-1), images)
