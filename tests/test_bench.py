@@ -36,3 +36,19 @@ def test_the_benchmark_script_runs_both_trainers(tmp_path):
     assert any(line.startswith("reference (pytorch/examples recipe)") for line in lines)
     assert any(line.startswith("ratio dcgan / reference:") for line in lines)
     assert any(line.startswith("generate: 50 samples") for line in lines)
+
+
+def test_the_variants_comparison_script_prints_the_table_and_commands(tmp_path, fashion_classifier):
+    _, _, _, root = fashion_classifier  # its classifier is cached under root/checkpoints
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_variants.py"), "--only", "dcgan,hinge",
+                          "--epochs", "1", "--limit", "256", "--eval-n", "64", "--device", "cpu", "--run", "cmp",
+                          "--data-dir", str(root / "data"), "--checkpoints-dir", str(root / "checkpoints"),
+                          "--samples-dir", str(tmp_path), "--out", str(tmp_path / "v.png"),
+                          "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("device: ") and "torch " in lines[0] and "Fashion-MNIST classifier" in lines[0]
+    assert "| variant | flags | epochs | time (s) | FID |" in lines
+    assert any(line.startswith("| hinge | `--loss hinge` | 1 |") for line in lines)
+    assert any(line.endswith("--run cmp-hinge --loss hinge") for line in lines)
+    assert (tmp_path / "v.png").stat().st_size > 0 and (tmp_path / "rows.json").is_file()

@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space"]
+NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space",
+         "05_variants"]
 
 
 def test_the_numbered_notebooks_exist():
@@ -101,13 +102,18 @@ def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factor
     assert (Path(folders["checkpoints_dir"]) / "nb-dcgan" / "epoch_003.pt").is_file()
 
 
-def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, fashion_classifier):
+def share_classifier(fashion_classifier, folders):
+    """Put the session's trained classifier where the notebooks look, rather than training a second one."""
     from dcgan.classifier import classifier_file
 
-    _, _, _, classifier_root = fashion_classifier  # the session's trained classifier, not a second one
+    _, _, _, classifier_root = fashion_classifier
     cached = classifier_file("fashion-mnist", Path(folders["checkpoints_dir"]))
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(classifier_file("fashion-mnist", classifier_root / "checkpoints"), cached)
+
+
+def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, fashion_classifier):
+    share_classifier(fashion_classifier, folders)
     notebook = run_notebook("03_generate_and_compare", folders, tmp_path_factory, run="nb-dcgan", count=16,
                             device="cpu", eval_n=200, nearest_n=100, **folders)
     assert (Path(folders["samples_dir"]) / "nb-dcgan" / "compare.png").stat().st_size > 0
@@ -127,3 +133,16 @@ def test_04_latent_space(trained_run, folders, tmp_path_factory):
     for name in ("latent_interpolation.png", "latent_walks.png", "latent_sweep_z5.png", "latent_sweep_z25.png"):
         assert (out / name).stat().st_size > 0, name
     assert images_shown(notebook) == 3
+
+
+def test_05_variants(folders, tmp_path_factory, fashion_classifier):
+    share_classifier(fashion_classifier, folders)
+    notebook = run_notebook("05_variants", folders, tmp_path_factory, variants=["dcgan", "conditional"],
+                            image_size=32, epochs=1, limit=640, eval_n=100, run="nb-v", device="cpu", **folders)
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "| variant | flags | epochs | time (s) | FID |" in text and "`--conditional`" in text
+    assert "conditional: class accuracy" in text
+    for name in ("nb-v-dcgan", "nb-v-conditional"):
+        assert (Path(folders["checkpoints_dir"]) / name / "eval_001.json").is_file()
+    assert (Path(folders["samples_dir"]) / "nb-v" / "variants.png").stat().st_size > 0
+    assert images_shown(notebook) == 2  # the side-by-side figure, the conditional grid

@@ -17,6 +17,8 @@ _EXPORTS = {
     "Generator": "models",
     "Discriminator": "models",
     "build_models": "models",
+    "build_networks": "networks",
+    "compare_variants": "variants",
     "load_image_data": "cache",
     "load_checkpoint": "checkpoint",
     "load_generator": "sampling",

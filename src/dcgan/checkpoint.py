@@ -3,6 +3,7 @@ the config and the history. Written atomically; loaded with weights_only=True so
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ARCHITECTURE_FIELDS, TrainConfig
+from .config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
 from .errors import UserError, first_line
 from .files import atomic_write_bytes
-from .models import build_networks
+from .networks import build_networks
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
@@ -59,9 +60,9 @@ def saved_config(payload: dict[str, Any], path: Path) -> TrainConfig:
 
 
 def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> None:
-    """Refuse to resume when the requested model shape differs from the saved one (channels 0 = any)."""
-    differ = [name for name in ARCHITECTURE_FIELDS
-              if getattr(wanted, name) != getattr(saved, name) and not (name == "channels" and wanted.channels == 0)]
+    """Refuse to resume when the requested networks differ from the saved ones (channels, classes 0 = any)."""
+    differ = [name for name in ARCHITECTURE_FIELDS if getattr(wanted, name) != getattr(saved, name)
+              and not (name in FOLLOW_DATA_FIELDS and getattr(wanted, name) == 0)]
     if differ:
         saved_text = ", ".join(f"{name}={getattr(saved, name)}" for name in differ)
         wanted_text = ", ".join(f"{name}={getattr(wanted, name)}" for name in differ)
@@ -72,10 +73,26 @@ def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> N
 def restore_networks(payload: dict[str, Any], path: Path) -> tuple[nn.Module, nn.Module]:
     """G and D built from the checkpoint's own config, with its weights (on the CPU)."""
     generator, discriminator = build_networks(saved_config(payload, path))
-    try:
+    with state_dict_errors(path):
         generator.load_state_dict(payload["generator"])
         discriminator.load_state_dict(payload["discriminator"])
+    return generator, discriminator
+
+
+def restore_sampler(payload: dict[str, Any], path: Path) -> nn.Module:
+    """The generator that draws a run's images: the moving average of G's weights when the run kept one."""
+    generator, _ = restore_networks(payload, path)
+    if payload.get("generator_ema") is not None:
+        with state_dict_errors(path):
+            generator.load_state_dict(payload["generator_ema"])
+    return generator
+
+
+@contextlib.contextmanager
+def state_dict_errors(path: Path):
+    """Turn a weights file that does not fit its networks into a UserError."""
+    try:
+        yield
     except (RuntimeError, TypeError, AttributeError) as error:
         raise UserError(f"checkpoint {path} does not match its own config ({first_line(error)}): it was altered or "
                         "written by another program; use another checkpoint") from None
-    return generator, discriminator

@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import TrainConfig, flag
 from .errors import UserError
+from .presets import PRESETS, preset_settings
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
 SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
@@ -52,6 +53,9 @@ def build_parser() -> OneLineParser:
     train = commands.add_parser("train", parents=[common], help="train a DCGAN (or continue one with --resume)",
                                 description="Train a DCGAN. Writes samples/<run>/ and checkpoints/<run>/.")
     add_config_flags(train)
+    train.add_argument("--preset", default="", choices=sorted(PRESETS), help="start from a named recipe; flags "
+                       "given explicitly override it: " + "; ".join(f"{name}: {text}" for name, (text, _) in
+                                                                     PRESETS.items()))
 
     sample = commands.add_parser("sample", parents=[common], help="draw new images from a trained run's checkpoint",
                                  description="Draw images from a checkpoint into one PNG grid.")
@@ -60,6 +64,8 @@ def build_parser() -> OneLineParser:
     sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images "
                         "(default: 0)")
     sample.add_argument("--nrow", type=int, default=0, help="images per grid row (default: 0 = about square)")
+    sample.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
+                        help="conditional runs: draw only class K (default: one row per class)")
     sample.add_argument("--out", default="", help="PNG file to write (default: samples/<run>/sample_seed<seed>.png)")
     sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where to run G (default: auto)")
@@ -167,8 +173,10 @@ def run_prepare(args: argparse.Namespace) -> None:
     print(f"wrote {summary.written:,} images of {args.size}x{args.size} to {args.dst}")
 
 
-def train_config(given: dict[str, Any]) -> TrainConfig:
-    """The config for `train`: flags over defaults, or with --resume, flags over the run's saved config."""
+def train_config(given: dict[str, Any], preset: str = "") -> TrainConfig:
+    """The config for `train`: flags over the preset over defaults, or with --resume, flags over the preset over
+    the run's saved config."""
+    given = {**(preset_settings(preset) if preset else {}), **given}
     if not given.get("resume"):
         return TrainConfig(**given)
     from .checkpoint import load_checkpoint, saved_config
@@ -189,7 +197,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)
              if hasattr(args, spec.name)}
-    train(train_config(given))
+    train(train_config(given, args.preset))
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -202,10 +210,30 @@ def run_sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     generator, cfg, _ = load_run(args.run, args.checkpoints_dir, args.checkpoint, args.device)
-    images = generate(generator, noise_for(args.n, cfg.nz, args.seed))
-    out = Path(args.out) if args.out else run_paths(args.run or cfg.run).samples / f"sample_seed{args.seed}.png"
-    save_grid(images, out, nrow=args.nrow or math.ceil(math.sqrt(args.n)))
+    labels, nrow = sample_labels(cfg, args.n, args.class_index)
+    images = generate(generator, noise_for(args.n, cfg.nz, args.seed), labels=labels)
+    name = f"sample_seed{args.seed}" + ("" if args.class_index is None else f"_class{args.class_index}")
+    out = Path(args.out) if args.out else run_paths(args.run or cfg.run).samples / f"{name}.png"
+    save_grid(images, out, nrow=args.nrow or nrow or math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} images from {args.checkpoint or args.run} to {out}")
+
+
+def sample_labels(cfg: TrainConfig, n: int, class_index: int | None):
+    """(labels, images per row) for `sample`: all of class K, or one row per class; (None, 0) when unconditional."""
+    import torch
+
+    from .conditional import class_rows
+
+    if not cfg.conditional:
+        if class_index is not None:
+            raise UserError(f"--class needs a conditional run; run '{cfg.run}' was trained without --conditional")
+        return None, 0
+    if class_index is None:
+        per_class = math.ceil(n / cfg.classes)
+        return class_rows(cfg.classes, per_class)[:n], per_class
+    if not 0 <= class_index < cfg.classes:
+        raise UserError(f"--class {class_index} is out of range: run '{cfg.run}' has classes 0 to {cfg.classes - 1}")
+    return torch.full((n,), class_index), 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

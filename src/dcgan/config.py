@@ -14,9 +14,14 @@ from .errors import UserError
 
 IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
 MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
-ARCHITECTURES = ("dcgan", "mlp")
+ARCHITECTURES = ("dcgan", "resnet", "mlp")
+LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
-ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden")
+# Settings that shape the networks (and their checkpoint): a resumed run must keep them.
+ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden", "loss", "conditional",
+                       "classes", "spectral_norm")
+FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever the run has"
 
 
 def setting(default: Any, help: str, **cli: Any) -> Any:
@@ -37,18 +42,34 @@ class TrainConfig:
     download: bool = setting(True, "download Fashion-MNIST / MNIST with torchvision when not found locally")
     data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/")
     # model
-    arch: str = setting("dcgan", "network family: dcgan (convolutional) or mlp (the plain fully connected GAN)",
+    arch: str = setting("dcgan", "network family: dcgan (convolutional), resnet (residual up-blocks in G, dropout "
+                        "0.4 in D: the 96x96 anime recipe) or mlp (the plain fully connected GAN)",
                         choices=ARCHITECTURES)
     nz: int = setting(100, "length of the noise vector z")
     ngf: int = setting(64, "generator width: channels of its last hidden layer")
     ndf: int = setting(64, "discriminator width: channels of its first layer")
     hidden: int = setting(128, "mlp only: width of the hidden layer of G and D (the write-ups use 128 or 200)")
+    conditional: bool = setting(False, "class-conditional G and D (CGAN: labels embedded); labelled datasets only")
+    classes: int = setting(0, "with --conditional: number of classes; 0 follows the data")
+    spectral_norm: bool = setting(False, "spectral normalisation of D's weight layers")
+    # loss and stabilisers
+    loss: str = setting("bce", "bce (the DCGAN loss, with --real-label smoothing), lsgan (least squares), hinge or "
+                        "wgan-gp (Wasserstein with gradient penalty; layer norm instead of BatchNorm in D)",
+                        choices=LOSSES)
+    gp_weight: float = setting(10.0, "wgan-gp: weight of the gradient penalty")
+    n_critic: int = setting(0, "D steps per G step; 0 = 5 with wgan-gp, else 1")
+    ema: float = setting(0.0, "decay of an exponential moving average of G's weights, used for samples and "
+                         "evaluation (e.g. 0.999); 0 = off")
+    diffaugment: str = setting("", "differentiable augmentation of real and generated images before D, comma-"
+                               "separated: translation, cutout, color (for small datasets); empty = none")
     # optimisation
     epochs: int = setting(25, "train until this many epochs are done (with --resume: the new total)")
     batch_size: int = setting(128, "images per step; the last incomplete batch of an epoch is dropped")
-    lr: float = setting(2e-4, "Adam learning rate, for both networks")
-    beta1: float = setting(0.5, "Adam beta1")
-    beta2: float = setting(0.999, "Adam beta2")
+    lr: float = setting(2e-4, "Adam learning rate, for both networks unless --lr-g / --lr-d are set")
+    lr_g: float = setting(0.0, "G's learning rate (TTUR: two time-scale update rule); 0 = --lr")
+    lr_d: float = setting(0.0, "D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); 0 = --lr")
+    beta1: float = setting(-1.0, "Adam beta1; -1 = 0.5, or 0.0 with wgan-gp")
+    beta2: float = setting(-1.0, "Adam beta2; -1 = 0.999, or 0.9 with wgan-gp")
     real_label: float = setting(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
     fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)")
     seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run")
@@ -83,7 +104,7 @@ class TrainConfig:
         """Raise UserError naming the first setting that cannot work; return self."""
         if self.arch not in ARCHITECTURES:
             raise UserError(f"unknown architecture '{self.arch}': use {' or '.join(ARCHITECTURES)}")
-        if self.arch == "dcgan" and self.image_size not in IMAGE_SIZES:
+        if self.arch != "mlp" and self.image_size not in IMAGE_SIZES:
             raise UserError(f"unsupported image size {self.image_size}: use one of "
                             f"{', '.join(map(str, IMAGE_SIZES))} (or --arch mlp for other sizes)")
         if self.arch == "mlp" and self.image_size not in MLP_SIZES:
@@ -102,17 +123,63 @@ class TrainConfig:
                 raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
-        for name in ("beta1", "beta2", "real_label", "fake_label"):
+        for name in ("lr_g", "lr_d", "n_critic", "gp_weight", "classes"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not (0.0 <= getattr(self, name) <= 1.0 or getattr(self, name) == -1):
+                raise UserError(f"--{flag(name)} must lie in [0, 1] (or be -1 for the loss's default), "
+                                f"got {getattr(self, name)}")
+        for name in ("real_label", "fake_label"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{flag(name)} must lie in [0, 1], got {getattr(self, name)}")
+        self.validate_variant()
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"unknown device '{self.device}': use auto, cpu or cuda")
         if self.run and (self.run in (".", "..") or "/" in self.run or "\\" in self.run):
             raise UserError(f"run name '{self.run}' is not a plain folder name: use letters, digits, - and _")
         return self
 
+    def validate_variant(self) -> None:
+        """The loss, conditioning and stabiliser settings: known values, and combinations that make sense."""
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss '{self.loss}': use {', '.join(LOSSES)}")
+        if self.loss in ("hinge", "wgan-gp") and (self.real_label, self.fake_label) != (1.0, 0.0):
+            raise UserError(f"--real-label / --fake-label are targets of the bce and lsgan losses; --loss "
+                            f"{self.loss} has none: drop them")
+        if self.gp_weight != 10.0 and self.loss != "wgan-gp":
+            raise UserError("--gp-weight applies to --loss wgan-gp only: drop it or use that loss")
+        if not 0.0 <= self.ema < 1.0:
+            raise UserError(f"--ema must lie in [0, 1) (e.g. 0.999; 0 = off), got {self.ema}")
+        unknown = [name for name in self.augmentations() if name not in AUGMENTATIONS]
+        if unknown:
+            raise UserError(f"unknown --diffaugment policy '{unknown[0]}': use a comma-separated list of "
+                            f"{', '.join(AUGMENTATIONS)}")
+        if self.classes and not self.conditional:
+            raise UserError("--classes applies to --conditional runs only: drop it or add --conditional")
+
+    def augmentations(self) -> list[str]:
+        """The DiffAugment policies, in the order given: "translation,color" -> ["translation", "color"]."""
+        return [name.strip() for name in self.diffaugment.split(",") if name.strip()]
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every "follow the loss" default made concrete (what config.json records)."""
+        wgan = self.loss == "wgan-gp"
+        return dataclasses.replace(
+            self, n_critic=self.n_critic or (5 if wgan else 1), lr_g=self.lr_g or self.lr, lr_d=self.lr_d or self.lr,
+            beta1=(0.0 if wgan else 0.5) if self.beta1 == -1 else self.beta1,
+            beta2=(0.9 if wgan else 0.999) if self.beta2 == -1 else self.beta2,
+            diffaugment=",".join(self.augmentations()))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_preset(cls, name: str, **settings: Any) -> TrainConfig:
+        """A config from a named recipe (see presets.py), `settings` overriding it."""
+        from .presets import preset_settings
+
+        return cls(**{**preset_settings(name), **settings})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .classifier import load_or_train_classifier
+from .conditional import cycling_labels
 from .device import pick_device
 from .errors import UserError
 from .faces import face_detector, face_rate, faces_for_dataset
@@ -111,6 +112,29 @@ def measure_faces(faces: str, cfg, generator, n: int, seed: int, data_dir: str, 
             "face_rate_real": face_rate(real, detector), "n_faces": len(real)}
 
 
+@torch.no_grad()
+def class_accuracy(generator, classifier, nz: int, n: int, classes: int, seed: int, device: torch.device) -> float:
+    """Share of `n` generated images (classes in turn) that the classifier puts in the class they were drawn for."""
+    labels = cycling_labels(n, classes)
+    images = generate(generator, noise_for(n, nz, seed + 2), labels=labels)
+    classifier.eval()
+    predicted = torch.cat([classifier(part.to(device)).argmax(1).cpu() for part in images.split(500)])
+    return (predicted == labels).double().mean().item()
+
+
+def measure_classes(cfg, generator, n: int, checkpoints_root: Path, data_dir: str, device: torch.device, seed: int,
+                    progress: bool, log) -> dict:
+    """For a conditional run on a labelled dataset: how often the dataset's classifier recognises the class G
+    was asked for (chance: 1 / classes)."""
+    if not cfg.conditional or cfg.data not in CLASS_NAMES:
+        return {}
+    classifier, test_accuracy = load_or_train_classifier(cfg.data, checkpoints_root,
+                                                         root_or_default(data_dir or cfg.data_dir, "data"), device,
+                                                         progress, log)
+    return {"class_accuracy": class_accuracy(generator, classifier, cfg.nz, n, cfg.classes, seed, device),
+            "classifier_test_accuracy": test_accuracy, "n_class": n}
+
+
 def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: str = "",
              checkpoints_dir: str = "", data_dir: str = "", device: str = "auto", seed: int = 0,
              progress: bool = True, log=print, inception_weights: str = "", faces: str = "auto",
@@ -128,7 +152,8 @@ def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: 
                           inception_weights)
     result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]),
               **evaluator.measure(generator),
-              **measure_faces(faces, cfg, generator, min(face_n, n), seed, data_dir, log)}
+              **measure_faces(faces, cfg, generator, min(face_n, n), seed, data_dir, log),
+              **measure_classes(cfg, generator, n, root, data_dir, pick_device(device), seed, progress, log)}
     result["seconds"] = time.perf_counter() - started
     result["path"] = str(write_result(run_paths(cfg.run, "", str(root)).checkpoints, result))
     return result
@@ -144,6 +169,9 @@ def result_table(result: dict) -> str:
     if "face_detector" in result:
         rows.append((f"face rate ({result['face_detector']})", f"{result['face_rate_generated']:.3f} generated, "
                      f"{result['face_rate_real']:.3f} real ({result['n_faces']:,} each)"))
+    if "class_accuracy" in result:
+        rows.append(("class accuracy", f"{result['class_accuracy']:.3f} of {result['n_class']:,} generated images "
+                     f"(classifier: {result['classifier_test_accuracy']:.3f} on real test images)"))
     rows.append(("seconds", f"{result['seconds']:.1f}"))
     width = max(len(name) for name, _ in rows) + 2
     head = f"run {result['run']}, epoch {result['epoch']}; features: {result['features']}"

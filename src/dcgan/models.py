@@ -2,7 +2,8 @@
 
 G: a transposed convolution lifts z to a small square, then each stride-2 transposed convolution doubles
 the side and halves the channels (BatchNorm + ReLU), ending in tanh. D mirrors it with stride-2
-convolutions (BatchNorm + LeakyReLU 0.2, none after the first) and returns one logit per image.
+convolutions (BatchNorm + LeakyReLU 0.2, none after the first) and returns one logit per image; a WGAN-GP
+critic takes layer norm instead of BatchNorm (the penalty is per image, BatchNorm mixes the images of a batch).
 
 Shapes for the 64x64 model (ngf = ndf = 64, nc channels):
     G: (nz) x 1 x 1 -> (ngf*8) x 4 x 4 -> (ngf*4) x 8 x 8 -> (ngf*2) x 16 x 16 -> (ngf) x 32 x 32 -> (nc) x 64 x 64
@@ -60,8 +61,13 @@ class Generator(nn.Module):
         return self.net(z.view(z.shape[0], self.nz, 1, 1))
 
 
+def feature_norm(kind: str, width: int, momentum: float = 0.1) -> nn.Module:
+    """BatchNorm ("batch") or layer norm over channels and pixels with a per-channel scale ("layer")."""
+    return nn.BatchNorm2d(width, momentum=momentum) if kind == "batch" else nn.GroupNorm(1, width)
+
+
 class Discriminator(nn.Module):
-    def __init__(self, image_size: int = 64, ndf: int = 64, channels: int = 3):
+    def __init__(self, image_size: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch"):
         super().__init__()
         side, n = base_side(image_size), doublings(image_size)
         layers: list[nn.Module] = [
@@ -73,7 +79,7 @@ class Discriminator(nn.Module):
         for _ in range(n - 1):
             # (width) x s x s -> (width*2) x s/2 x s/2
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width * 2),
+                       feature_norm(norm, width * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
         # (width) x side x side -> 1 x 1 x 1: a logit (no sigmoid; the loss applies it)
@@ -89,25 +95,16 @@ def init_weights(module: nn.Module) -> None:
     """The paper's initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
-def build_models(image_size: int, channels: int, nz: int, ngf: int, ndf: int) -> tuple[Generator, Discriminator]:
+def build_models(image_size: int, channels: int, nz: int, ngf: int, ndf: int,
+                 norm: str = "batch") -> tuple[Generator, Discriminator]:
     """A freshly initialised DCGAN (G, D) pair; seed torch first for repeatable weights."""
     generator = Generator(image_size, nz, ngf, channels)
-    discriminator = Discriminator(image_size, ndf, channels)
+    discriminator = Discriminator(image_size, ndf, channels, norm)
     generator.apply(init_weights)
     discriminator.apply(init_weights)
     return generator, discriminator
-
-
-def build_networks(cfg) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for a TrainConfig's architecture: the DCGAN (paper init) or the MLP GAN (PyTorch's default init)."""
-    if cfg.arch == "mlp":
-        from .mlp import MLPDiscriminator, MLPGenerator
-
-        return (MLPGenerator(cfg.image_size, cfg.nz, cfg.hidden, cfg.channels),
-                MLPDiscriminator(cfg.image_size, cfg.hidden, cfg.channels))
-    return build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)

@@ -16,9 +16,10 @@ from .files import atomic_write_bytes
 from .viz import grid_cells, grid_image
 
 
-def history_figure(history: list[dict], title: str = "", fid_label: str = "") -> Figure:
+def history_figure(history: list[dict], title: str = "", fid_label: str = "", scores: bool = False) -> Figure:
     """Two panels over training steps: the losses, and D's mean outputs on real and generated images; a third
-    with FID where epochs were evaluated (fid_label names its feature space)."""
+    with FID where epochs were evaluated (fid_label names its feature space). scores: D's outputs are raw
+    scores (lsgan, hinge, wgan-gp) rather than probabilities."""
     rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
     steps = [row["step"] for row in rows]
     measured = [row for row in history if row["kind"] == "epoch" and row.get("fid") is not None]
@@ -26,11 +27,14 @@ def history_figure(history: list[dict], title: str = "", fid_label: str = "") ->
     losses, outputs, *fid = figure.subplots(1, 3 if measured else 2)
     losses.plot(steps, [row["loss_D"] for row in rows], label="loss_D")
     losses.plot(steps, [row["loss_G"] for row in rows], label="loss_G")
-    losses.set(title="Losses", xlabel="step", ylabel="BCE")
+    losses.set(title="Losses", xlabel="step", ylabel="loss" if scores else "BCE")
     outputs.plot(steps, [row["D_x"] for row in rows], label="D(x): real")
     outputs.plot(steps, [row["D_G_z"] for row in rows], label="D(G(z)): generated")
-    outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
+    if scores:
+        outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean score")
+    else:
+        outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
     if fid:
         fid[0].plot([row["step"] for row in measured], [row["fid"] for row in measured], "o-", color="tab:green",
                     label="FID")
@@ -134,5 +138,6 @@ def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
     return path
 
 
-def save_history_figure(history: list[dict], path: Path, title: str = "", fid_label: str = "") -> Path:
-    return save_figure(history_figure(history, title, fid_label), path)
+def save_history_figure(history: list[dict], path: Path, title: str = "", fid_label: str = "",
+                        scores: bool = False) -> Path:
+    return save_figure(history_figure(history, title, fid_label, scores), path)

@@ -7,18 +7,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, restore_networks, saved_config
+from .checkpoint import load_checkpoint, restore_sampler, saved_config
+from .conditional import cycling_labels
 from .config import TrainConfig
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, noise: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Images in [-1, 1] on the CPU for `noise` (N, nz), with G in eval mode (BatchNorm running stats)."""
+def generate(generator: nn.Module, noise: torch.Tensor, batch_size: int = 256,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Images in [-1, 1] on the CPU for `noise` (N, nz), with G in eval mode (BatchNorm running stats).
+
+    A conditional G draws image i of class labels[i]; without labels it cycles through the classes."""
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
+    classes = getattr(generator, "classes", 0)
+    if classes and labels is None:
+        labels = cycling_labels(len(noise), classes)
+    parts = [(part,) for part in noise.split(batch_size)] if not classes else \
+        zip(noise.split(batch_size), labels.split(batch_size))
     try:
-        chunks = [generator(part.to(device)).float().cpu() for part in noise.split(batch_size)]
+        chunks = [generator(*(t.to(device) for t in part)).float().cpu() for part in parts]
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
@@ -30,9 +39,10 @@ def noise_for(count: int, nz: int, seed: int) -> torch.Tensor:
 
 
 def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, TrainConfig, dict]:
-    """G from a checkpoint (eval mode, on `device`), its config and the whole checkpoint."""
+    """G from a checkpoint (its moving average when it has one; eval mode, on `device`), its config and the
+    whole checkpoint."""
     payload = load_checkpoint(path)
-    generator, _ = restore_networks(payload, path)
+    generator = restore_sampler(payload, path)
     return generator.to(device).eval(), saved_config(payload, path), payload
 
 

@@ -63,6 +63,7 @@ def prepare_networks(plan: SpeedPlan, *networks: nn.Module) -> list:
     return callables
 
 
-def adam(parameters, cfg: TrainConfig, plan: SpeedPlan) -> torch.optim.Adam:
+def adam(parameters, lr: float, cfg: TrainConfig, plan: SpeedPlan) -> torch.optim.Adam:
+    """Adam with the (resolved) config's betas; fused on CUDA."""
     options = {"fused": True} if plan.fused_adam else {}
-    return torch.optim.Adam(parameters, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **options)
+    return torch.optim.Adam(parameters, lr=lr, betas=(cfg.beta1, cfg.beta2), **options)

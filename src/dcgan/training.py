@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .augment import diff_augment
 from .batches import DeviceBatches, batch_source, epoch_plan
 from .cache import ImageData, load_image_data
 from .checkpoint import (
@@ -34,13 +35,15 @@ from .checkpoint import (
     save_checkpoint,
     saved_config,
 )
+from .conditional import class_rows
 from .config import TrainConfig
 from .device import pick_device
+from .ema import ema_copy, update_ema
 from .errors import UserError
 from .files import atomic_write_text
 from .history import RunningMeans, history_csv, history_row
-from .losses import discriminator_loss, generator_loss
-from .models import build_networks
+from .losses import discriminator_loss, generator_loss, gradient_penalty, mean_output
+from .networks import build_networks
 from .paths import RunPaths, default_run_name, root_or_default, run_paths
 from .plots import save_history_figure
 from .sampling import generate, noise_for
@@ -49,6 +52,7 @@ from .transforms import to_signed
 from .viz import save_grid
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
+# (conditional runs: one row per class, the same 10 noise vectors in every row)
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
 
 
@@ -88,10 +92,24 @@ class TrainState:
     batches: Any = None  # DeviceBatches or StreamedBatches: real images, ready on the device
     g_forward: Any = None  # what the step calls for G and D: the networks, or their compiled versions
     d_forward: Any = None
+    ema_generator: nn.Module | None = None  # with --ema: the moving average of G's weights
+    labels: torch.Tensor | None = None  # conditional runs: every image's label, on the device
+    fixed_labels: torch.Tensor | None = None  # conditional runs: the grid's labels, one row per class
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.data) // self.cfg.batch_size
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws the grids and is evaluated: G's moving average with --ema, else G."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def save_epoch_grid(self, epoch: int) -> Path:
+        nrow = SAMPLE_COUNT if self.fixed_labels is not None else SAMPLE_COUNT // SAMPLE_ROWS
+        images = generate(self.sampler, self.fixed_noise, labels=self.fixed_labels)
+        self.sample_path = save_grid(images, self.paths.sample_grid(epoch), nrow)
+        return self.sample_path
 
 
 def say(line: str) -> None:
@@ -124,7 +142,7 @@ def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
 def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
     """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint."""
     device = pick_device(cfg.device)
-    cfg = dataclasses.replace(cfg, run=cfg.run or default_run_name(cfg.data, cfg.image_size))
+    cfg = dataclasses.replace(cfg.resolved(), run=cfg.run or default_run_name(cfg.data, cfg.image_size))
     paths = run_paths(cfg.run, cfg.samples_dir, cfg.checkpoints_dir)
     payload, resume_from = None, None
     if cfg.resume:
@@ -139,7 +157,7 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
     if len(data) < cfg.batch_size:
         raise UserError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}: lower --batch-size "
                         "or use more images")
-    cfg = dataclasses.replace(cfg, channels=data.channels)
+    cfg = dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
     evaluator = None
     if cfg.eval_every:  # fails without a feature space: before anything is written or deleted
         from .evaluate import Evaluator
@@ -157,13 +175,19 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
     discriminator.to(device)
     plan = speed_plan(cfg, device)
     g_forward, d_forward = prepare_networks(plan, generator, discriminator)
-    opt_g, opt_d = adam(generator.parameters(), cfg, plan), adam(discriminator.parameters(), cfg, plan)
+    opt_g = adam(generator.parameters(), cfg.lr_g, cfg, plan)
+    opt_d = adam(discriminator.parameters(), cfg.lr_d, cfg, plan)
+    fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
     state = TrainState(cfg, paths, device, data, generator, discriminator, opt_g, opt_d,
-                       fixed_noise=noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed),
+                       fixed_noise=fixed_noise.repeat(cfg.classes, 1) if cfg.conditional else fixed_noise,
                        data_rng=torch.Generator().manual_seed(cfg.seed + 1),
                        noise_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
                        plan=plan, batches=batch_source(data, device, cfg.data_on_device, plan.channels_last),
-                       g_forward=g_forward, d_forward=d_forward)
+                       g_forward=g_forward, d_forward=d_forward,
+                       ema_generator=ema_copy(generator) if cfg.ema else None)
+    if cfg.conditional:
+        state.labels = torch.from_numpy(data.labels).to(device)
+        state.fixed_labels = class_rows(cfg.classes, SAMPLE_COUNT)
     where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
     log(f"run '{cfg.run}' on {device} ({plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
         f"{cfg.batch_size} images per epoch")
@@ -172,11 +196,24 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None]) -> TrainState:
         log(f"resuming from {resume_from} at epoch {state.epoch}, step {state.step}")
     else:
         save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8)
-        state.sample_path = save_grid(generate(generator, state.fixed_noise), paths.sample_grid(0),
-                                      SAMPLE_COUNT // SAMPLE_ROWS)
+        state.save_epoch_grid(0)
     state.evaluator = evaluator
     atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n")
     return state
+
+
+def conditional_classes(cfg: TrainConfig, data: ImageData) -> int:
+    """The class count of a conditional run (0 otherwise), checked against the data's labels."""
+    if not cfg.conditional:
+        return 0
+    if data.labels is None:
+        raise UserError(f"--conditional needs a labelled dataset (fashion-mnist, mnist, synthetic); {data.source} "
+                        "has no labels: drop --conditional")
+    found = max(len(data.classes), int(data.labels.max()) + 1)
+    if cfg.classes and cfg.classes != found:
+        raise UserError(f"--classes {cfg.classes} does not match the {found} classes of {data.source}: "
+                        "drop --classes")
+    return found
 
 
 def open_resume(cfg: TrainConfig, paths: RunPaths) -> tuple[TrainConfig, dict, Path]:
@@ -197,6 +234,8 @@ def restore_state(state: TrainState, payload: dict, path: Path) -> None:
     state.generator.load_state_dict(generator.state_dict())
     state.discriminator.load_state_dict(discriminator.state_dict())
     try:
+        if state.ema_generator is not None:  # a run that had no average yet starts it from G
+            state.ema_generator.load_state_dict(payload.get("generator_ema") or generator.state_dict())
         state.opt_g.load_state_dict(payload["optimizer_g"])
         state.opt_d.load_state_dict(payload["optimizer_d"])
         state.fixed_noise = payload["fixed_noise"].float()
@@ -205,35 +244,55 @@ def restore_state(state: TrainState, payload: dict, path: Path) -> None:
         state.data_rng.set_state(payload["rng"]["data"])
         if payload["rng"].get("noise_device") == state.device.type:
             state.noise_rng.set_state(payload["rng"]["noise"])
+            restore_global_rng_states(payload["rng"], state.device)
         else:  # another device's generator state cannot be restored: a repeatable new stream instead
             state.noise_rng.manual_seed(state.cfg.seed + 2 + state.step)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
 
 
-def train_step(state: TrainState, real: torch.Tensor) -> torch.Tensor:
-    """One D step and one G step; returns [loss_D, loss_G, D(x), D(G(z))] on the device (no host sync)."""
+def train_step(state: TrainState, real: torch.Tensor, real_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """One D step, and one G step every n_critic steps; returns [loss_D, loss_G, D(x), D(G(z))] on the device
+    (no host sync). loss_G is the G step's loss, or on steps without one, G's loss on this batch."""
     cfg, G, D = state.cfg, state.g_forward, state.d_forward
-    noise = torch.randn(real.shape[0], cfg.nz, device=state.device, generator=state.noise_rng)
+    batch, rng = real.shape[0], state.noise_rng
+    noise = torch.randn(batch, cfg.nz, device=state.device, generator=rng)
+    real_args, fake_args = (), ()  # the labels conditional networks take with the images
+    if real_labels is not None:
+        real_args = (real_labels,)
+        fake_args = (torch.randint(cfg.classes, (batch,), device=state.device, generator=rng),)
+    policies = cfg.augmentations()
     with state.plan.autocast():
-        fake = G(noise)
-        real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
-    loss_d = discriminator_loss(real_logits, fake_logits, cfg.real_label, cfg.fake_label)
+        fake = G(noise, *fake_args)
+        real_seen, fake_seen = diff_augment(real, policies, rng), diff_augment(fake.detach(), policies, rng)
+        real_out, fake_out = D(real_seen, *real_args).float(), D(fake_seen, *fake_args).float()
+        loss_d = discriminator_loss(real_out, fake_out, cfg.real_label, cfg.fake_label, cfg.loss)
+        if cfg.loss == "wgan-gp":  # eager D: the penalty differentiates twice
+            mixing = torch.rand(batch, device=state.device, generator=rng)
+            penalty = gradient_penalty(lambda images: state.discriminator(images, *real_args), real_seen, fake_seen,
+                                       mixing)
+            loss_d = loss_d + cfg.gp_weight * penalty
     state.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     state.opt_d.step()
 
-    state.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-    with state.plan.autocast():
-        fake_logits_for_g = D(fake).float()
-    loss_g = generator_loss(fake_logits_for_g)
-    state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    state.opt_g.step()
-    state.discriminator.requires_grad_(True)
+    if (state.step + 1) % cfg.n_critic:
+        loss_g = generator_loss(fake_out.detach(), cfg.loss)
+    else:
+        state.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        with state.plan.autocast():
+            fake_out_for_g = D(diff_augment(fake, policies, rng), *fake_args).float()
+        loss_g = generator_loss(fake_out_for_g, cfg.loss)
+        state.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        state.opt_g.step()
+        state.discriminator.requires_grad_(True)
+        if state.ema_generator is not None:
+            update_ema(state.ema_generator, state.generator, cfg.ema, (state.step + 1) // cfg.n_critic)
 
     with torch.no_grad():
-        return torch.stack([loss_d, loss_g, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+        return torch.stack([loss_d.detach(), loss_g.detach(), mean_output(real_out, cfg.loss),
+                            mean_output(fake_out, cfg.loss)])
 
 
 def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
@@ -243,8 +302,9 @@ def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
     started = window_started = time.perf_counter()
     bar = tqdm(state.batches.epoch(order, coins, batch), total=state.steps_per_epoch,
                desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=not cfg.progress)
+    label_batches = iter(state.labels[order.to(state.device)].split(batch)) if state.labels is not None else None
     for real in bar:
-        metrics = train_step(state, real)
+        metrics = train_step(state, real, None if label_batches is None else next(label_batches))
         epoch_means.add(metrics)
         window.add(metrics)
         state.step += 1
@@ -270,8 +330,7 @@ def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
 def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
     """Write the epoch's grid, checkpoints, history.csv and losses.png; report the epoch in one line."""
     epoch, paths, row = state.epoch, state.paths, state.last_row
-    state.sample_path = save_grid(generate(state.generator, state.fixed_noise), paths.sample_grid(epoch),
-                                  SAMPLE_COUNT // SAMPLE_ROWS)
+    state.save_epoch_grid(epoch)
     targets = [paths.epoch_checkpoint(epoch), paths.last_checkpoint]
     if state.evaluator is not None and epoch % state.cfg.eval_every == 0:
         targets += measure_epoch(state, log)
@@ -280,7 +339,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
     prune_checkpoints(paths, state.cfg.keep_last)
     atomic_write_text(paths.history_csv, history_csv(state.history))
     save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}",
-                        fid_label=state.evaluator.label if state.evaluator else "")
+                        fid_label=state.evaluator.label if state.evaluator else "", scores=state.cfg.loss != "bce")
     log(f"epoch {epoch}/{state.cfg.epochs}: loss_D {row['loss_D']:.3f}  loss_G {row['loss_G']:.3f}  "
         f"D(x) {row['D_x']:.3f}  D(G(z)) {row['D_G_z']:.3f}  {row['seconds']:.1f} s  "
         f"{row['images_per_s']:,.0f} img/s")
@@ -292,7 +351,7 @@ def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
 
     earlier = [row["fid"] for row in state.history if row["kind"] == "epoch" and "fid" in row]
     result = {"run": state.paths.name, "epoch": state.epoch, "step": state.step,
-              **state.evaluator.measure(state.generator)}
+              **state.evaluator.measure(state.sampler)}
     state.last_row["fid"] = result["fid"]
     write_result(state.paths.checkpoints, result)
     best = not earlier or result["fid"] < min(earlier)
@@ -307,15 +366,31 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         "config": state.cfg.to_dict(),
         "generator": state.generator.state_dict(),
         "discriminator": state.discriminator.state_dict(),
+        **({"generator_ema": state.ema_generator.state_dict()} if state.ema_generator is not None else {}),
         "optimizer_g": state.opt_g.state_dict(),
         "optimizer_d": state.opt_d.state_dict(),
         "epoch": state.epoch,
         "step": state.step,
         "fixed_noise": state.fixed_noise.cpu(),
         "rng": {"data": state.data_rng.get_state(), "noise": state.noise_rng.get_state(),
-                "noise_device": state.device.type},
+                "noise_device": state.device.type, **global_rng_states(state.device)},
         "history": state.history,
     }
+
+
+def global_rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's global generators, which dropout draws from: saved so a resumed run repeats the same masks."""
+    states = {"torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["torch_cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_global_rng_states(saved: dict, device: torch.device) -> None:
+    if "torch_cpu" in saved:
+        torch.set_rng_state(saved["torch_cpu"])
+    if device.type == "cuda" and "torch_cuda" in saved:
+        torch.cuda.set_rng_state(saved["torch_cuda"], device)
 
 
 def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:

@@ -1,0 +1,56 @@
+"""The four losses on hand-picked outputs, and WGAN-GP's gradient penalty against hand-computed values."""
+
+import pytest
+import torch
+
+from dcgan.losses import discriminator_loss, generator_loss, gradient_penalty, mean_output
+
+REAL, FAKE = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+
+
+def bce(logit, target):
+    p = torch.sigmoid(torch.tensor(logit))
+    return -(target * torch.log(p) + (1 - target) * torch.log(1 - p)).item()
+
+
+def test_bce_with_one_sided_smoothing_matches_the_formula():
+    expected = (bce(2.0, 0.9) + bce(-1.0, 0.9)) / 2 + (bce(0.5, 0.0) + bce(-3.0, 0.0)) / 2
+    assert discriminator_loss(REAL, FAKE, 0.9, 0.0, "bce").item() == pytest.approx(expected, rel=1e-5)
+    assert generator_loss(FAKE, "bce").item() == pytest.approx((bce(0.5, 1) + bce(-3.0, 1)) / 2, rel=1e-5)
+
+
+def test_lsgan_hinge_and_wasserstein_match_their_formulas():
+    lsgan_d = ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2 + (0.5 ** 2 + 3.0 ** 2) / 2
+    assert discriminator_loss(REAL, FAKE, loss="lsgan").item() == pytest.approx(lsgan_d)
+    assert generator_loss(FAKE, "lsgan").item() == pytest.approx(((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2)
+    hinge_d = (max(0, 1 - 2) + max(0, 1 + 1)) / 2 + (max(0, 1 + 0.5) + max(0, 1 - 3)) / 2
+    assert discriminator_loss(REAL, FAKE, loss="hinge").item() == pytest.approx(hinge_d)
+    assert generator_loss(FAKE, "hinge").item() == pytest.approx(1.25)
+    assert discriminator_loss(REAL, FAKE, loss="wgan-gp").item() == pytest.approx(-1.25 - 0.5)
+    assert generator_loss(FAKE, "wgan-gp").item() == pytest.approx(1.25)
+
+
+def test_the_gradient_penalty_matches_a_hand_computed_value():
+    # critic(x) = sum of squares: its gradient at x is 2x. Image 1 is taken whole from real (mixing 1):
+    # x = (3, 4), gradient (6, 8), norm 10, penalty (10 - 1)^2 = 81. Image 2 halfway between (2, 0) and (0, 0):
+    # x = (1, 0), gradient (2, 0), norm 2, penalty 1. Mean: 41.
+    real = torch.tensor([[[[3.0, 4.0]]], [[[2.0, 0.0]]]])  # (2, 1, 1, 2)
+    fake = torch.tensor([[[[0.0, 0.0]]], [[[0.0, 0.0]]]])
+    penalty = gradient_penalty(lambda x: x.square().flatten(1).sum(1), real, fake, torch.tensor([1.0, 0.5]))
+    assert penalty.item() == pytest.approx(41.0)
+
+
+def test_the_gradient_penalty_is_zero_for_a_unit_norm_linear_critic_and_trains_the_critic():
+    weight = torch.tensor([0.6, 0.8], requires_grad=True)  # norm 1: gradient norm 1 everywhere
+    real, fake = torch.randn(5, 1, 1, 2), torch.randn(5, 1, 1, 2)
+    penalty = gradient_penalty(lambda x: (x.flatten(1) * weight).sum(1), real, fake, torch.rand(5))
+    assert penalty.item() == pytest.approx(0.0, abs=1e-10)
+    doubled = gradient_penalty(lambda x: (x.flatten(1) * weight * 2).sum(1), real, fake, torch.rand(5))
+    assert doubled.item() == pytest.approx(1.0)  # (2 - 1)^2
+    doubled.backward()  # create_graph: the penalty's gradient reaches the critic's weights
+    assert torch.allclose(weight.grad, 2 * 2 * weight.detach())  # d/dw (2|w| - 1)^2 = 2(2|w|-1) * 2 w/|w|
+
+
+def test_d_outputs_are_probabilities_for_bce_and_raw_scores_otherwise():
+    assert mean_output(torch.tensor([0.0, 0.0]), "bce").item() == pytest.approx(0.5)
+    assert mean_output(torch.tensor([4.0, -1.0]), "hinge").item() == pytest.approx(1.5)
