@@ -118,14 +118,11 @@ class TrainConfig:
                 raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")
         if self.eval_every and self.eval_n < 2:
             raise UserError(f"--eval-n must be at least 2, got {self.eval_n}")
-        for name in ("limit", "keep_last", "eval_every"):
+        for name in ("limit", "keep_last", "eval_every", "lr_g", "lr_d", "n_critic", "gp_weight", "classes"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
-        for name in ("lr_g", "lr_d", "n_critic", "gp_weight", "classes"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
         for name in ("beta1", "beta2"):
             if not (0.0 <= getattr(self, name) <= 1.0 or getattr(self, name) == -1):
                 raise UserError(f"--{flag(name)} must lie in [0, 1] (or be -1 for the loss's default), "

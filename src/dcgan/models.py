@@ -100,11 +100,12 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_models(image_size: int, channels: int, nz: int, ngf: int, ndf: int,
-                 norm: str = "batch") -> tuple[Generator, Discriminator]:
-    """A freshly initialised DCGAN (G, D) pair; seed torch first for repeatable weights."""
+def build_models(image_size: int, channels: int, nz: int, ngf: int, ndf: int, norm: str = "batch",
+                 d_channels: int = 0) -> tuple[Generator, Discriminator]:
+    """A freshly initialised DCGAN (G, D) pair; seed torch first for repeatable weights. d_channels: D's input
+    channels where they differ from G's output (a conditional D's extra label plane); 0 = channels."""
     generator = Generator(image_size, nz, ngf, channels)
-    discriminator = Discriminator(image_size, ndf, channels, norm)
+    discriminator = Discriminator(image_size, ndf, d_channels or channels, norm)
     generator.apply(init_weights)
     discriminator.apply(init_weights)
     return generator, discriminator

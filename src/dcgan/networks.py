@@ -15,7 +15,7 @@ from .conditional import LABEL_DIM, ConditionalDiscriminator, ConditionalGenerat
 from .config import TrainConfig
 from .errors import UserError
 from .mlp import MLPDiscriminator, MLPGenerator
-from .models import Discriminator, Generator, init_weights
+from .models import build_models
 from .resnet import ResNetDiscriminator, ResNetGenerator
 
 
@@ -31,11 +31,7 @@ def base_networks(cfg: TrainConfig, nz: int, d_channels: int) -> tuple[nn.Module
     if cfg.arch == "resnet":
         return (ResNetGenerator(size, nz, cfg.ngf, channels),
                 ResNetDiscriminator(size, cfg.ndf, d_channels, critic_norm(cfg)))
-    generator, discriminator = Generator(size, nz, cfg.ngf, channels), Discriminator(size, cfg.ndf, d_channels,
-                                                                                      critic_norm(cfg))
-    generator.apply(init_weights)
-    discriminator.apply(init_weights)
-    return generator, discriminator
+    return build_models(size, channels, nz, cfg.ngf, cfg.ndf, critic_norm(cfg), d_channels)
 
 
 def with_spectral_norm(network: nn.Module) -> nn.Module:
