@@ -52,3 +52,16 @@ def test_the_variants_comparison_script_prints_the_table_and_commands(tmp_path, 
     assert any(line.startswith("| hinge | `--loss hinge` | 1 |") for line in lines)
     assert any(line.endswith("--run cmp-hinge --loss hinge") for line in lines)
     assert (tmp_path / "v.png").stat().st_size > 0 and (tmp_path / "rows.json").is_file()
+
+
+def test_the_ddp_benchmark_measures_one_and_two_processes(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ddp.py"), "--device", "cpu",
+                          "--processes", "2", "--batch", "8", "--steps", "2", "--warmup", "1", "--repeats", "1",
+                          "--work", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("device: ") and "torch " in lines[0]
+    assert lines[1].startswith("reference (one process, no torchrun")
+    two = lines[-1].split("|")
+    assert int(two[0]) == 2 and float(two[4]) > 0  # the all-reduce was timed
+    assert two[5].strip() == "25.4 MB of 25.4 MB of gradients"  # 2 (N - 1) / N of G's and D's fp32 gradients

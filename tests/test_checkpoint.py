@@ -5,6 +5,7 @@ import torch
 from dcgan.checkpoint import FORMAT_VERSION, check_architecture, load_checkpoint, restore_networks, save_checkpoint
 from dcgan.config import TrainConfig
 from dcgan.errors import UserError
+from dcgan.files import WriteError
 from dcgan.models import build_models
 
 
@@ -40,7 +41,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("dcgan.files.os.fsync", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="No space left on device.*left intact"):
         save_checkpoint(minimal_payload(), [path])
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind

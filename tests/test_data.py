@@ -1,5 +1,8 @@
 """Data sources and the decoded cache, on generated image folders and real Fashion-MNIST."""
 
+import json
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -95,6 +98,77 @@ def test_a_damaged_cache_is_rebuilt(tmp_path):
         handle.truncate(100)
     rebuilt = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
     assert np.array_equal(np.array(rebuilt.images), reference)
+
+
+def flip_byte(path, offset):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        value = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([value ^ 0xFF]))
+
+
+def test_a_cache_with_one_flipped_byte_is_rebuilt_from_the_images(tmp_path):
+    write_images(tmp_path / "imgs", 5)
+    data = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    reference, size = np.array(data.images), data.cache_file.stat().st_size
+    flip_byte(data.cache_file, size // 2)  # the same size: only the checksum tells
+    assert data.cache_file.stat().st_size == size
+    rebuilt = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    assert np.array_equal(np.array(rebuilt.images), reference)
+
+
+def write_tiny_mnist(data_dir):
+    raw = data_dir / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    header = bytes([0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28])  # unsigned bytes, 3 dims: 5 x 28 x 28
+    (raw / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    (raw / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 5]) + bytes([3, 1, 4, 1, 5]))
+
+
+def test_a_cache_with_damaged_labels_is_rebuilt(tmp_path):
+    write_tiny_mnist(tmp_path / "data")
+    data = load_image_data("mnist", 32, 0, tmp_path / "data", download=False, progress=False)
+    labels_file = data.cache_file.with_suffix(".labels.npy")
+    flip_byte(labels_file, labels_file.stat().st_size - 8)  # the first byte of the last label: 5 -> 250
+    assert np.load(labels_file)[-1] == 250  # still a valid .npy file, only wrong
+    rebuilt = load_image_data("mnist", 32, 0, tmp_path / "data", download=False, progress=False)
+    assert list(rebuilt.labels) == [3, 1, 4, 1, 5]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "not a dict", "no checksums (an old cache)", "wrong checksum"])
+def test_a_cache_with_a_bad_description_is_rebuilt(tmp_path, damage):
+    write_images(tmp_path / "imgs", 5)
+    data = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    meta_file = data.cache_file.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    checksums = dict(meta["crc32"])
+    assert checksums == {"images": zlib.crc32(data.cache_file.read_bytes())}
+    if damage == "garbage":
+        meta_file.write_bytes(b'\x00{"shape": [5, 3, 3')
+    elif damage == "not a dict":
+        meta_file.write_text("[5, 3, 32, 32]")
+    elif damage == "wrong checksum":
+        meta_file.write_text(json.dumps({**meta, "crc32": {"images": checksums["images"] ^ 1}}))
+    else:
+        meta_file.write_text(json.dumps({key: value for key, value in meta.items() if key != "crc32"}))
+    rebuilt = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    assert np.array_equal(rebuilt.images, data.images) and len(rebuilt) == 5
+    assert json.loads(meta_file.read_text())["crc32"] == checksums  # described again, checksum included
+
+
+def test_a_valid_cache_is_checked_in_chunks_and_reused(tmp_path, monkeypatch):
+    write_images(tmp_path / "imgs", 5)
+    data = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    chunk = data.cache_file.stat().st_size // 4 + 1
+    assert cache_module.crc32_of_file(data.cache_file, chunk) == zlib.crc32(data.cache_file.read_bytes())
+    checked = []
+    crc32_of_file = cache_module.crc32_of_file
+    monkeypatch.setattr(cache_module, "crc32_of_file", lambda path: checked.append(path) or crc32_of_file(path, chunk))
+    monkeypatch.setattr(cache_module, "build_cache", lambda *args, **kwargs: pytest.fail("rebuilt a valid cache"))
+    again = load_image_data(str(tmp_path / "imgs"), 32, 0, tmp_path / "data", progress=False)
+    assert checked == [data.cache_file] and np.array_equal(again.images, data.images)
 
 
 def test_an_unwritable_cache_folder_is_a_clear_error(tmp_path):

@@ -11,6 +11,7 @@ from importlib import import_module
 _EXPORTS = {
     "TrainConfig": "config",
     "UserError": "errors",
+    "TrainingStopped": "errors",
     "train": "training",
     "TrainState": "training",
     "Callback": "training",

@@ -3,8 +3,10 @@
 Files in the cache folder (data/.cache/ by default), for a key like `fashion-mnist-train-<hash>-32px-1ch`:
     <key>.u8           images, (N, channels, size, size) uint8, row after row
     <key>.labels.npy   int64 labels, for labelled sources
-    <key>.json         count, shape, source and skipped files; written last, so it marks a complete cache
-Later runs memory-map the images instead of decoding again.
+    <key>.json         count, shape, source, skipped files and the CRC-32 of the two files above; written last,
+                       so it marks a complete cache
+Later runs check the sizes and checksums, then memory-map the images instead of decoding again; a cache that
+fails a check (a flipped byte, a garbled description, one from before checksums) is rebuilt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import io
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,22 +87,52 @@ def cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path, Path]:
     return cache_dir / f"{key}.u8", cache_dir / f"{key}.labels.npy", cache_dir / f"{key}.json"
 
 
-def load_cached(cache_dir: Path, key: str) -> ImageData | None:
-    """The cached data for `key`, or None when it is missing or does not match its description."""
+# CRC-32: the cache needs to catch damage (flipped bits, torn or overwritten blocks), not forgery, and CRC-32 catches
+# every burst of up to 32 bits and all but 1 in 4 billion other changes. On 200 MB (2-core AMD EPYC, zlib 1.2.13) it
+# ran at 3-4 GB/s (two runs), against 1.9 for sha1, 0.9 for blake2b and 0.75 for md5.
+def crc32_of_file(path: Path, chunk_size: int = 1 << 24) -> int:
+    """The CRC-32 of a file, read in 16 MiB chunks (a cache of gigabytes is never held in memory)."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+class CrcWriter:
+    """Writes through to a binary file, keeping the CRC-32 of the bytes written so far."""
+
+    def __init__(self, out):
+        self.out, self.crc = out, 0
+
+    def write(self, data) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.out.write(data)
+
+
+def load_cached(cache_dir: Path, key: str, verify: bool = True) -> ImageData | None:
+    """The cached data for `key`, or None when it is missing, or (verify) does not match its size or checksums."""
     images_file, labels_file, meta_file = cache_paths(cache_dir, key)
     try:
         meta = json.loads(meta_file.read_text())
-        shape = tuple(meta["shape"])
+        shape, crc = tuple(meta["shape"]), meta["crc32"]
         if images_file.stat().st_size != int(np.prod(shape)):
             return None
-        images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
-        labels = np.load(labels_file) if meta["labelled"] else None
-        if labels is not None and labels.shape != (shape[0],):
+        if verify and crc32_of_file(images_file) != crc["images"]:
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+        labels = None
+        if meta["labelled"]:
+            raw = labels_file.read_bytes()
+            if verify and zlib.crc32(raw) != crc["labels"]:
+                return None
+            labels = np.load(io.BytesIO(raw))
+            if labels.shape != (shape[0],):
+                return None
+        images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
+        return ImageData(images, labels, meta["source"], images_file, dict(meta["skipped"]), meta["files_seen"],
+                         tuple(meta.get("classes", ())))
+    except (OSError, ValueError, KeyError, TypeError):  # also json that is not the expected dict
         return None
-    return ImageData(images, labels, meta["source"], images_file, meta["skipped"], meta["files_seen"],
-                     tuple(meta.get("classes", ())))
 
 
 def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
@@ -121,7 +154,8 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
         with open(partial_file, "wb") as out:
             stream = tqdm(source.arrays(size, channels), total=total, disable=not progress,
                           desc=f"decoding {source.description} to {size}x{size}", unit="img")
-            written, skipped = write_decoded(stream, out)
+            checksummed = CrcWriter(out)  # the checksum is taken on the way out: no second pass over the file
+            written, skipped = write_decoded(stream, checksummed)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial_file, images_file)
@@ -131,13 +165,16 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
         reasons = ", ".join(f"{count} {why}" for why, count in skipped.most_common())
         raise UserError(f"none of the {total:,} image files in {source.description} could be decoded "
                         f"({reasons}): check the folder's contents")
+    crc = {"images": checksummed.crc}
     labels = source.labels()
     if labels is not None:
-        atomic_write_bytes(labels_file, npy_bytes(labels))
+        labels_bytes = npy_bytes(labels)
+        atomic_write_bytes(labels_file, labels_bytes)
+        crc["labels"] = zlib.crc32(labels_bytes)
     meta = {"source": source.description, "shape": [written, channels, size, size], "labelled": labels is not None,
-            "skipped": dict(skipped), "files_seen": total, "classes": list(source.classes)}
+            "skipped": dict(skipped), "files_seen": total, "classes": list(source.classes), "crc32": crc}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))
-    return load_cached(cache_dir, key)
+    return load_cached(cache_dir, key, verify=False)  # just written and checksummed: not read again
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -16,8 +16,9 @@ from .config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
 from .errors import UserError, first_line
 from .files import atomic_write_bytes
 from .networks import build_networks
+from .paths import RunPaths
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: adds epoch_step and the running means of an unfinished epoch (mid-epoch resume)
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
                  "epoch", "step", "fixed_noise", "rng", "history")
 
@@ -28,6 +29,13 @@ def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
     torch.save(payload, buffer)
     for path in paths:
         atomic_write_bytes(path, buffer.getvalue())
+
+
+def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
+    """Keep the newest `keep_last` epoch_NNN.pt files (0 keeps all); last.pt is never touched."""
+    if keep_last > 0:
+        for old in paths.epoch_checkpoints()[:-keep_last]:
+            old.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Command line: `python -m dcgan train|sample|evaluate|nearest|prepare ...`.
 
 The train flags are generated from TrainConfig, so the config's help texts are the flags' help texts.
-User mistakes end in one line on stderr and exit code 2; `--debug` shows the traceback instead.
+User mistakes end in one line on stderr and exit code 2; a run stopped early (SIGINT 130, SIGTERM 143, non-finite
+losses 1) prints one line saying what it kept; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, flag
-from .errors import UserError
+from .errors import TrainingStopped, UserError
 from .presets import PRESETS, preset_settings
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
 SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
-                  "data_on_device", "compile")
+                  "data_on_device", "compile", "sync_bn")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -250,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingStopped as stop:  # a signal or non-finite losses: the message says what was saved
+        if args.debug:
+            raise
+        if str(stop):
+            print(str(stop), file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

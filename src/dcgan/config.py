@@ -83,12 +83,17 @@ class TrainConfig:
                                   "half the free GPU memory, a quarter of the RAM), on or off (stream it)",
                                   choices=SWITCH)
     compile: bool = setting(False, "torch.compile G and D (slow first steps; see docs/benchmarks.md)")
+    sync_bn: bool = setting(False, "under torchrun on GPUs: BatchNorm statistics over the global batch "
+                            "(SyncBatchNorm) instead of each process's share")
     # outputs
     run: str = setting("", "run name: samples/<run>/ and checkpoints/<run>/; empty derives one from data and size")
     samples_dir: str = setting("", "root folder for sample grids; empty means the repo's samples/")
     checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/")
     keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all")
-    log_every: int = setting(50, "add a row to history.csv every N steps")
+    log_every: int = setting(50, "add a row to history.csv every N steps; non-finite losses are caught and "
+                             "(under torchrun) stop signals agreed on this often")
+    checkpoint_every_steps: int = setting(0, "also write last.pt every N steps, mid-epoch (for long epochs); 0 "
+                                          "only at the end of each epoch")
     eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall, add FID to history.csv "
                               "and losses.png, keep best.pt; 0 never")
     eval_n: int = setting(2000, "with --eval-every: images on each side")
@@ -118,7 +123,8 @@ class TrainConfig:
                 raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")
         if self.eval_every and self.eval_n < 2:
             raise UserError(f"--eval-n must be at least 2, got {self.eval_n}")
-        for name in ("limit", "keep_last", "eval_every", "lr_g", "lr_d", "n_critic", "gp_weight", "classes"):
+        for name in ("limit", "keep_last", "eval_every", "checkpoint_every_steps", "lr_g", "lr_d", "n_critic",
+                     "gp_weight", "classes"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0:

@@ -1,17 +1,30 @@
-"""Decode image files in parallel into fixed-size uint8 arrays, skipping (and counting) the bad ones."""
+"""Decode image files in parallel into fixed-size uint8 arrays, skipping (and counting) the bad ones.
+
+Images in any mode are converted (16-bit, CMYK, palette, alpha, grey, smaller than the target: see transforms).
+A file is skipped for one of these reasons, counted in the summary line:
+    empty file                            zero bytes
+    not a regular file                    a FIFO, socket or device named like an image: never read, so never waited on
+    unreadable                            cannot be opened or read: no permission, dangling symlink, symlink loop,
+                                          I/O error
+    not an image                          no image format recognises it (a text file named .jpg)
+    corrupt or truncated                  recognised, but fails to decode (a cut-off download)
+    too many pixels (decompression bomb)  declares more than Image.MAX_IMAGE_PIXELS pixels
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .transforms import image_to_array
 
@@ -19,26 +32,65 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 PARALLEL_FROM = 256  # below this many files, decoding in-process beats starting workers
 
 
-def read_image(path: str, draft_size: int = 0) -> tuple[Image.Image | None, str | None]:
-    """Open and decode one image file: (image, None), or (None, why it was skipped)."""
+class NotRegularFile(OSError):
+    """A FIFO, socket, device or folder where an image file was expected."""
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open a regular file for reading; anything else raises NotRegularFile (O_NONBLOCK: a FIFO never waits)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+@contextmanager
+def strict_pillow():
+    """Pillow refusing truncated files and images over MAX_IMAGE_PIXELS (not just warning), whatever the caller set:
+    notebooks often set LOAD_TRUNCATED_IMAGES, which fills the missing part of a cut-off file with grey."""
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        if os.path.getsize(path) == 0:
-            return None, "empty file"
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
+
+
+def read_image(path: str, draft_size: int = 0) -> tuple[Image.Image | None, str | None]:
+    """Open and decode one image file: (image, None), or (None, why it was skipped: see the module docstring)."""
+    try:
+        with open_regular(path) as handle, strict_pillow():
+            if os.fstat(handle.fileno()).st_size == 0:
+                return None, "empty file"
+            with Image.open(handle) as image:
                 if draft_size:
                     image.draft(image.mode, (draft_size, draft_size))  # JPEG: decode at the smallest scale >= it
                 image.load()
                 return image, None
+    except NotRegularFile:
+        return None, "not a regular file"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "too many pixels (decompression bomb)"
     except UnidentifiedImageError:
         return None, "not an image"
-    except PermissionError:
-        return None, "unreadable"
-    except (OSError, SyntaxError, ValueError, EOFError):
+    except OSError as error:  # with an errno from the system (ENOENT, ELOOP, EACCES, EIO), else from Pillow
+        return None, "unreadable" if error.errno is not None else "corrupt or truncated"
+    except (SyntaxError, ValueError, EOFError):
         return None, "corrupt or truncated"
+
+
+def image_mode(path: str) -> str | None:
+    """The mode an image file declares in its header (nothing decoded), or None when it cannot be opened."""
+    try:
+        with open_regular(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # counted when decoding
+            with Image.open(handle) as image:
+                return image.mode
+    except Exception:
+        return None
 
 
 def decode_file(path: str, size: int, channels: int) -> tuple[np.ndarray | None, str | None]:

@@ -1,4 +1,4 @@
-"""The error type for user mistakes: shown as one line, exit code 2, no traceback."""
+"""The errors the CLI shows as one line without a traceback: user mistakes (exit code 2) and early stops."""
 
 
 class UserError(Exception):
@@ -11,3 +11,14 @@ class UserError(Exception):
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line reports."""
     return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+class TrainingStopped(Exception):
+    """Training ended early on purpose (a signal, non-finite losses); the message says what was kept.
+
+    The CLI prints the message (when there is one) and exits with `exit_code`, without a traceback.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code

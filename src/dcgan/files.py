@@ -6,12 +6,30 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError, first_line
+
+TEMPORARY_SUFFIX = ".tmp"  # .<name>.<random>.tmp: a write in progress, or one a killed process left behind
+
+
+class WriteError(UserError):
+    """A file could not be written (disk full, read-only or missing folder); the previous file is intact."""
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush and fsync it, then rename it over `path`."""
+    """Write to a temporary file in the same folder, flush and fsync it, then rename it over `path`.
+
+    A failure (disk full, read-only folder) raises WriteError and leaves the previous `path` as it was."""
     path = Path(path)
+    try:
+        write_then_rename(path, data)
+    except OSError as error:
+        raise WriteError(f"cannot write {path} ({error.strerror or first_line(error)}): the file there before is "
+                         f"left intact; free some disk space or make {path.parent} writable") from None
+
+
+def write_then_rename(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as handle:
@@ -27,6 +45,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_leftover_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that processes killed mid-write left in `folder`; return them."""
+    leftovers = sorted(Path(folder).glob(f".*{TEMPORARY_SUFFIX}")) if Path(folder).is_dir() else []
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def sync_folder(folder: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 
 import torch
@@ -14,22 +15,40 @@ METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # D_x = mean D(x), D_G_z = mean 
 
 
 class RunningMeans:
-    """Sums the step metrics on their device, so a step needs no host sync; read every N steps."""
+    """Sums the step metrics on their device, so a step needs no host sync; read every N steps. Also times
+    the steps it holds (a resumed run carries the sums and seconds of its unfinished epoch and log window)."""
 
     def __init__(self, device: torch.device):
         self.sums = torch.zeros(len(METRICS), device=device)
         self.count = 0
+        self.seconds_before = 0.0  # time spent on these steps before a resume
+        self.started = time.perf_counter()
 
     def add(self, metrics: torch.Tensor) -> None:
         self.sums += metrics
         self.count += 1
 
-    def pop(self) -> list[float]:
-        """The means since the last pop (one host sync), then start again."""
-        means = (self.sums / max(self.count, 1)).tolist()
+    @property
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def pop(self, mean_over_ranks=None) -> tuple[list[float], float, int]:
+        """(means, seconds, steps) since the last pop (one host sync), then start again. `mean_over_ranks`
+        averages the sums over the processes of a distributed run."""
+        sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
+        result = ((sums / max(self.count, 1)).tolist(), self.seconds, self.count)
         self.sums.zero_()
-        self.count = 0
-        return means
+        self.count, self.seconds_before, self.started = 0, 0.0, time.perf_counter()
+        return result
+
+    def saved(self, mean_over_ranks=None) -> dict:
+        sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
+        return {"sums": sums.detach().cpu(), "count": self.count, "seconds": self.seconds}
+
+    def restore(self, saved: dict) -> None:
+        self.sums.copy_(saved["sums"])
+        self.count, self.seconds_before = int(saved["count"]), float(saved["seconds"])
+        self.started = time.perf_counter()
 
 
 def history_row(kind: str, epoch: int, step: int, means: list[float], seconds: float, images: int) -> dict:

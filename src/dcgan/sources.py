@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers
+from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers, image_mode
 from .errors import UserError, first_line
 from .paths import repo_root
 from .synthetic import SHAPES, shape_images
@@ -95,14 +95,8 @@ class FolderSource:
     def native_channels(self) -> int:
         """1 when every sampled image is grayscale, else 3."""
         step = max(1, len(self.files) // 32)
-        for path in self.files[::step]:
-            try:
-                with Image.open(path) as image:
-                    if image.mode not in GRAY_MODES:
-                        return 3
-            except Exception:
-                continue  # unreadable files are counted when decoding
-        return 1
+        modes = (image_mode(str(path)) for path in self.files[::step])  # None: skipped, counted when decoding
+        return 3 if any(mode is not None and mode not in GRAY_MODES for mode in modes) else 1
 
     def count(self) -> int:
         return len(self.files)
@@ -115,14 +109,17 @@ class FolderSource:
 
 
 def list_image_files(root: Path) -> list[Path]:
+    """Every file below `root` with an image extension, sorted. Symlinked folders are not entered (no loops, no
+    duplicates); dangling or looping symlinks and FIFOs are listed, and skipped with a reason when decoding."""
     found = []
-    for folder, subfolders, names in os.walk(root):  # does not follow symlinked folders: no loops
+    for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         found += [Path(folder) / name for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found)
 
 
 def file_signature(path: Path) -> str:
+    """Size and modification time, for the cache key ("unreadable" for dangling or looping symlinks)."""
     try:
         stat = path.stat()
         return f"{stat.st_size}:{stat.st_mtime_ns}"

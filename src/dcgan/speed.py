@@ -51,15 +51,17 @@ def speed_plan(cfg: TrainConfig, device: torch.device) -> SpeedPlan:
                      channels_last=cfg.channels_last != "off", fused_adam=cuda, compile=cfg.compile)
 
 
-def prepare_networks(plan: SpeedPlan, *networks: nn.Module) -> list:
-    """Put the networks in the plan's layout; return what the training step calls (compiled or not)."""
+def prepare_networks(plan: SpeedPlan, *networks: nn.Module, wrap=None) -> list:
+    """Put the networks in the plan's layout; return what the training step calls: each network, wrapped by
+    `wrap` (DDP under torchrun), compiled with --compile."""
     if plan.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: autotuned convolutions pay off
     callables = []
     for network in networks:
         if plan.channels_last:
             network.to(memory_format=torch.channels_last)
-        callables.append(torch.compile(network) if plan.compile else network)
+        wrapped = wrap(network) if wrap else network
+        callables.append(torch.compile(wrapped) if plan.compile else wrapped)
     return callables
 
 

@@ -1,0 +1,138 @@
+"""Starting a run: check the request, load the data, build the networks and optimizers, and either write the
+first grids of a new run or restore one from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+
+import torch
+
+from .batches import DeviceBatches, batch_source
+from .cache import ImageData, load_image_data
+from .conditional import class_rows
+from .config import TrainConfig
+from .device import pick_device
+from .distributed import World, with_sync_batchnorm
+from .divergence import NonFiniteWatch
+from .ema import ema_copy
+from .errors import UserError
+from .files import atomic_write_text, remove_leftover_temporaries
+from .history import RunningMeans
+from .networks import build_networks
+from .paths import RunPaths, default_run_name, root_or_default, run_paths
+from .resume import noise_seed, open_resume, restore_state
+from .sampling import noise_for
+from .speed import adam, prepare_networks, speed_plan
+from .state import SAMPLE_COUNT, TrainState
+from .transforms import to_signed
+from .viz import save_grid
+
+REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
+
+
+def start_run(cfg: TrainConfig, log: Callable[[str], None], world: World | None = None,
+              device: torch.device | None = None) -> TrainState:
+    """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint; `world` and
+    `device` come from distributed.joined_world (default: one process, cfg.device)."""
+    world = world or World()
+    device = device or pick_device(cfg.device)
+    cfg = dataclasses.replace(cfg.resolved(), run=cfg.run or default_run_name(cfg.data, cfg.image_size))
+    world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
+    paths = run_paths(cfg.run, cfg.samples_dir, cfg.checkpoints_dir)
+    payload, resume_from = None, None
+    if cfg.resume:
+        cfg, payload, resume_from = open_resume(cfg, paths)
+    elif not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
+        raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
+                        "continue it, --overwrite to start it again, or choose another --run name")
+
+    def load() -> ImageData:
+        return load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(cfg.data_dir, "data"),
+                               cfg.download, progress=cfg.progress and world.main).head(cfg.limit)
+
+    data = world.on_main(load, device)  # rank 0 builds the decoded cache; the others then read it
+    data = data if world.main else load()
+    log(data.summary())
+    if len(data) < cfg.batch_size:
+        raise UserError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}: lower --batch-size "
+                        "or use more images")
+    cfg = dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
+    # fails without a feature space: before anything is written or deleted
+    evaluator = world.on_main(lambda: new_evaluator(cfg, device, log), device) if cfg.eval_every else None
+    world.on_main(lambda: clear_folders(cfg, paths), device)
+
+    torch.manual_seed(cfg.seed)
+    generator, discriminator = build_networks(cfg)
+    if cfg.sync_bn:
+        generator, discriminator = (with_sync_batchnorm(net, world, device) for net in (generator, discriminator))
+    generator.to(device)
+    discriminator.to(device)
+    plan = speed_plan(cfg, device)
+    g_forward, d_forward = prepare_networks(plan, generator, discriminator, wrap=lambda net: world.wrap(net, device))
+    fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
+    data_rng = torch.Generator().manual_seed(cfg.seed + 1)
+    state = TrainState(cfg, paths, device, data, generator, discriminator,
+                       adam(generator.parameters(), cfg.lr_g, cfg, plan),
+                       adam(discriminator.parameters(), cfg.lr_d, cfg, plan),
+                       fixed_noise=fixed_noise.repeat(cfg.classes, 1) if cfg.conditional else fixed_noise,
+                       data_rng=data_rng, epoch_rng=data_rng.get_state(),
+                       noise_rng=torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, world.rank)),
+                       plan=plan, batches=batch_source(data, device, cfg.data_on_device, plan.channels_last),
+                       g_forward=g_forward, d_forward=d_forward,
+                       d_forward_for_g=d_forward if not world.distributed else
+                       prepare_networks(plan, discriminator)[0],
+                       ema_generator=ema_copy(generator) if cfg.ema else None, world=world,
+                       epoch_means=RunningMeans(device), window_means=RunningMeans(device), evaluator=evaluator)
+    if cfg.conditional:
+        state.labels = torch.from_numpy(data.labels).to(device)
+        state.fixed_labels = class_rows(cfg.classes, SAMPLE_COUNT)
+    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
+    processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
+    log(f"run '{cfg.run}' on {device} ({plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
+        f"{cfg.batch_size} images per epoch{processes}")
+    if payload is not None:
+        restore_state(state, payload, resume_from)
+        state.saved = (resume_from, state.step)
+        log(f"resuming from {resume_from} at epoch {state.epoch}, step {state.step}"
+            + (f" ({state.epoch_step} steps into epoch {state.epoch + 1})" if state.epoch_step else ""))
+    else:
+        world.on_main(lambda: save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8),
+                      device)
+        world.on_main(lambda: state.save_epoch_grid(0), device)
+    state.watch = NonFiniteWatch(device, state.step)
+    world.on_main(lambda: atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n"), device)
+    return state
+
+
+def new_evaluator(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]):
+    from .evaluate import Evaluator
+
+    return Evaluator(cfg, cfg.eval_n, cfg.eval_features, device, root_or_default(cfg.checkpoints_dir, "checkpoints"),
+                     progress=cfg.progress, log=log, inception_weights=cfg.inception_weights)
+
+
+def clear_folders(cfg: TrainConfig, paths: RunPaths) -> None:
+    """--overwrite: delete the run's old files (only now that data and evaluator are known to load); and the
+    temporary files of writes a killed process never finished."""
+    if cfg.overwrite and not cfg.resume:
+        shutil.rmtree(paths.samples, ignore_errors=True)
+        shutil.rmtree(paths.checkpoints, ignore_errors=True)
+    for folder in (paths.samples, paths.checkpoints):
+        remove_leftover_temporaries(folder)
+
+
+def conditional_classes(cfg: TrainConfig, data: ImageData) -> int:
+    """The class count of a conditional run (0 otherwise), checked against the data's labels."""
+    if not cfg.conditional:
+        return 0
+    if data.labels is None:
+        raise UserError(f"--conditional needs a labelled dataset (fashion-mnist, mnist, synthetic); {data.source} "
+                        "has no labels: drop --conditional")
+    found = max(len(data.classes), int(data.labels.max()) + 1)
+    if cfg.classes and cfg.classes != found:
+        raise UserError(f"--classes {cfg.classes} does not match the {found} classes of {data.source}: "
+                        "drop --classes")
+    return found
