@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dcgan import TrainConfig, train
 from dcgan.checkpoint import load_checkpoint
 from dcgan.distributed import World
 from dcgan.errors import UserError
@@ -78,6 +79,18 @@ def test_two_processes_train_one_model_on_their_own_shares_and_write_once(tmp_pa
     for net in ("generator", "discriminator"):
         for name, tensor in rank0[net].items():
             assert torch.equal(tensor, resumed[net][name]), f"{net}.{name} differs after resume"
+
+    # a run of 2 processes continues in one (new noise streams, the same data order)
+    alone = train(TrainConfig(**{**part, "epochs": 3, "resume": True}), log=lambda line: None)
+    assert alone.world.size == 1 and alone.step == 9 and alone.history[-1]["kind"] == "epoch"
+
+
+def test_a_mistake_under_torchrun_is_reported_once(tmp_path):
+    result = torchrun("-m", "dcgan", "--", "train", *as_flags(settings(tmp_path, "odd", batch_size=33)))
+    assert "error: --batch-size 33 does not split evenly over 2 processes: use a multiple of 2" in result.stderr
+    assert result.stderr.count("error: --batch-size") == 1 and result.returncode != 0
+    # our line comes first; torchrun then adds its own report of the processes that failed
+    assert "Traceback" not in result.stderr.split("error: --batch-size")[0]
 
 
 def test_each_rank_takes_its_slice_of_every_global_batch():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -249,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the mistake: one reports it
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stop:  # a signal or non-finite losses: the message says what was saved
         if args.debug:
