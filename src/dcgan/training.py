@@ -69,7 +69,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
         with StopSignals(keep_catching=world.distributed) as state.signals:
             emit(callbacks, "on_train_start", state)
             for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
-                train_epoch(state, epoch, callbacks, log)
+                train_epoch(state, epoch, callbacks)
                 end_epoch(state, log)
                 emit(callbacks, "on_epoch_end", state)
                 check_health(state)  # a signal that came while the epoch's files were written
@@ -87,7 +87,7 @@ def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
             handler(state)
 
 
-def train_epoch(state: TrainState, epoch: int, callbacks: list[Any], log: Callable[[str], None]) -> None:
+def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
     """Train one epoch (or, resumed mid-epoch, the rest of it); every rank trains on its slice of each batch."""
     cfg, world = state.cfg, state.world
     state.epoch_rng = state.data_rng.get_state()
