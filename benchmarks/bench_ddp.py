@@ -28,8 +28,8 @@ import torch
 import torch.distributed as dist
 
 from dcgan.config import TrainConfig
-from dcgan.distributed import joined_world
-from dcgan.training import start_run, train_step
+from dcgan.training.distributed import joined_world
+from dcgan.training.loop import start_run, train_step
 
 
 def sync(device: torch.device) -> None:

@@ -1,4 +1,4 @@
-"""Train the GAN variants of dcgan.variants on the same budget and print their time and FID as a Markdown table
+"""Train the GAN variants of dcgan.training.variants on the same budget and print their time and FID as a Markdown table
 (the table of docs/variants.md), with the command that trains each one.
 
     python benchmarks/compare_variants.py --epochs 2 --image-size 32            # every variant
@@ -17,9 +17,9 @@ import torch
 
 from dcgan.config import TrainConfig
 from dcgan.device import pick_device
-from dcgan.plots import save_figure
-from dcgan.speed import speed_plan
-from dcgan.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
+from dcgan.pictures.plots import save_figure
+from dcgan.training.speed import speed_plan
+from dcgan.training.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dcgan import TrainConfig
-from dcgan.sources import LABELLED, find_idx_files
+from dcgan.data.sources import LABELLED, find_idx_files
 
 FASHION_DEBIAN = LABELLED["fashion-mnist"][2]
 
@@ -55,7 +55,7 @@ def fashion_classifier(fashion_run):
     """The Fashion-MNIST feature classifier, trained once into the shared run's checkpoints folder."""
     import torch
 
-    from dcgan.classifier import load_or_train_classifier
+    from dcgan.metrics.classifier import load_or_train_classifier
 
     _, root = fashion_run
     lines = []

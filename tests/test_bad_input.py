@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from dcgan import cache as cache_module
-from dcgan.cache import load_image_data
-from dcgan.decode import PARALLEL_FROM
+from dcgan.data import cache as cache_module
+from dcgan.data.cache import load_image_data
+from dcgan.data.decode import PARALLEL_FROM
 
 GOOD = (90, 140, 200)  # the colour of the good images next to each case (grey 90 in 1-channel runs)
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from dcgan.batches import DeviceBatches, StreamedBatches, batch_source, epoch_plan, fits_on_device
-from dcgan.cache import load_image_data
-from dcgan.transforms import to_signed
+from dcgan.data.batches import DeviceBatches, StreamedBatches, batch_source, epoch_plan, fits_on_device
+from dcgan.data.cache import load_image_data
+from dcgan.data.transforms import to_signed
 
 CPU = torch.device("cpu")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from dcgan.flops import forward_macs, training_flops_per_image
-from dcgan.models import build_models
+from dcgan.models.dcgan import build_models
+from dcgan.models.flops import forward_macs, training_flops_per_image
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,11 +2,17 @@
 import pytest
 import torch
 
-from dcgan.checkpoint import FORMAT_VERSION, check_architecture, load_checkpoint, restore_networks, save_checkpoint
 from dcgan.config import TrainConfig
 from dcgan.errors import UserError
 from dcgan.files import WriteError
-from dcgan.models import build_models
+from dcgan.models.checkpoint import (
+    FORMAT_VERSION,
+    check_architecture,
+    load_checkpoint,
+    restore_networks,
+    save_checkpoint,
+)
+from dcgan.models.dcgan import build_models
 
 
 def minimal_payload(cfg=None):

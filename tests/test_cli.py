@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.checkpoint import load_checkpoint
 from dcgan.cli import main
 from dcgan.config import TrainConfig, flag
 from dcgan.errors import UserError
+from dcgan.models.checkpoint import load_checkpoint
 
 
 def dcgan(*args, cwd=None):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import cache as cache_module
-from dcgan.cache import load_image_data
-from dcgan.decode import PARALLEL_FROM
+from dcgan.data import cache as cache_module
+from dcgan.data.cache import load_image_data
+from dcgan.data.decode import PARALLEL_FROM
+from dcgan.data.sources import SYNTHETIC_COUNT, read_idx
 from dcgan.errors import UserError
-from dcgan.sources import SYNTHETIC_COUNT, read_idx
 
 
 def write_images(folder, count, mode="RGB", ext="png", size=(40, 30), start=0):

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from dcgan import TrainConfig, train
-from dcgan.checkpoint import load_checkpoint
-from dcgan.distributed import World
 from dcgan.errors import UserError
-from dcgan.history import read_history_csv
+from dcgan.models.checkpoint import load_checkpoint
+from dcgan.training.distributed import World
+from dcgan.training.history import read_history_csv
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 IMAGES, BATCH = 96, 32  # 3 global batches an epoch, 16 images on each of 2 ranks

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-from dcgan.cache import load_image_data
-from dcgan.classifier import classifier_file, load_or_train_classifier
 from dcgan.cli import main
-from dcgan.evaluate import compare_features, evaluate, extract
-from dcgan.models import build_models
-from dcgan.sampling import generate, noise_for
+from dcgan.data.cache import load_image_data
+from dcgan.metrics.classifier import classifier_file, load_or_train_classifier
+from dcgan.metrics.evaluate import compare_features, evaluate, extract
+from dcgan.models.dcgan import build_models
+from dcgan.pictures.sampling import generate, noise_for
 
 N = 2000
 
@@ -84,8 +84,8 @@ def test_evaluate_refusals(tmp_path, capsys, small_config):
 
 def test_eval_every_adds_fid_to_history_and_keeps_the_best_checkpoint(classifier, small_config):
     from dcgan import train
-    from dcgan.checkpoint import load_checkpoint
-    from dcgan.history import read_history_csv
+    from dcgan.models.checkpoint import load_checkpoint
+    from dcgan.training.history import read_history_csv
 
     _, _, _, root = classifier
     cfg = small_config(data="fashion-mnist", nz=100, ngf=16, ndf=16, limit=640, epochs=2, eval_every=1, eval_n=200,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from dcgan.data.faces import face_detector, face_rate, faces_for_dataset, to_pil
+from dcgan.data.transforms import to_signed
 from dcgan.errors import UserError
-from dcgan.faces import face_detector, face_rate, faces_for_dataset, to_pil
-from dcgan.transforms import to_signed
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # where the Haar cascade finds her face in the 512x512 photo (x, y, w, h)
 

@@ -2,9 +2,9 @@
 
 import math
 
-from dcgan.history import read_history_csv
-from dcgan.models import build_models
-from dcgan.sampling import generate, noise_for
+from dcgan.models.dcgan import build_models
+from dcgan.pictures.sampling import generate, noise_for
+from dcgan.training.history import read_history_csv
 
 
 def corner_mean(images):

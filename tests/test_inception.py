@@ -12,8 +12,8 @@ import torch
 
 from dcgan.cli import main
 from dcgan.errors import UserError
-from dcgan.evaluate import evaluate, feature_model
-from dcgan.inception import (
+from dcgan.metrics.evaluate import evaluate, feature_model
+from dcgan.metrics.inception import (
     WEIGHTS_FILE,
     default_weights_path,
     find_weights,
@@ -96,12 +96,12 @@ def test_auto_prefers_inception_when_its_weights_are_on_disk(random_inception_we
 
 
 def test_inception_without_weights_or_network_says_which_file_and_where(monkeypatch, tmp_path):
-    import dcgan.inception
+    import dcgan.metrics.inception
 
     def offline(url, destination, progress=True):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(dcgan.inception.torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(dcgan.metrics.inception.torch.hub, "download_url_to_file", offline)
     with pytest.raises(UserError) as caught:
         feature_model("inception", "fashion-mnist", tmp_path, tmp_path, CPU, False, print)
     message = str(caught.value)
@@ -130,7 +130,7 @@ def test_evaluate_and_the_command_run_on_inception_features(random_inception_wei
 def test_fid_on_our_inception_features_equals_torchmetrics_own_inception_fid(random_inception_weights):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    from dcgan.fid import frechet_distance
+    from dcgan.metrics.fid import frechet_distance
 
     generator = torch.Generator().manual_seed(0)
     real = torch.rand(20, 3, 32, 32, generator=generator) * 2 - 1

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dcgan.latent import WALK_VALUES, coordinate_walk, interpolate, lerp, slerp, sweep
+from dcgan.pictures.latent import WALK_VALUES, coordinate_walk, interpolate, lerp, slerp, sweep
 
 
 def test_lerp_is_the_straight_line_with_both_ends():

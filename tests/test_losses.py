@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dcgan.losses import discriminator_loss, generator_loss, gradient_penalty, mean_output
+from dcgan.training.losses import discriminator_loss, generator_loss, gradient_penalty, mean_output
 
 REAL, FAKE = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
 

@@ -5,9 +5,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from dcgan.fid import frechet_distance
-from dcgan.kid import kernel_distance
-from dcgan.precision_recall import precision_recall
+from dcgan.metrics.fid import frechet_distance
+from dcgan.metrics.kid import kernel_distance
+from dcgan.metrics.precision_recall import precision_recall
 
 
 def reference_fid(real, fake):

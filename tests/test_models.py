@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from dcgan.errors import UserError
-from dcgan.models import Discriminator, Generator, build_models
+from dcgan.models.dcgan import Discriminator, Generator, build_models
 
 
 def generator_params(size, nz, ngf, nc):

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from dcgan.cache import load_image_data
 from dcgan.cli import main
-from dcgan.nearest import compare_in_space, nearest, nearest_neighbours
+from dcgan.data.cache import load_image_data
+from dcgan.metrics.nearest import compare_in_space, nearest, nearest_neighbours
 
 
 def brute_force(queries, reference, exclude_self=False):

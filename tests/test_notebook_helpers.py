@@ -6,12 +6,12 @@ import torch
 from PIL import Image
 
 from dcgan import train
-from dcgan.cache import load_image_data
-from dcgan.mlp import MLPDiscriminator, MLPGenerator
-from dcgan.notebook import ShowEpochGrids, png_of
-from dcgan.plots import comparison_figure, pixel_histogram, progression_figure, rows_figure
-from dcgan.sampling import load_run
-from dcgan.viz import grid_cells, grid_image
+from dcgan.data.cache import load_image_data
+from dcgan.models.mlp import MLPDiscriminator, MLPGenerator
+from dcgan.pictures.grids import grid_cells, grid_image
+from dcgan.pictures.notebook import ShowEpochGrids, png_of
+from dcgan.pictures.plots import comparison_figure, pixel_histogram, progression_figure, rows_figure
+from dcgan.pictures.sampling import load_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

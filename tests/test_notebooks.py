@@ -104,7 +104,7 @@ def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factor
 
 def share_classifier(fashion_classifier, folders):
     """Put the session's trained classifier where the notebooks look, rather than training a second one."""
-    from dcgan.classifier import classifier_file
+    from dcgan.metrics.classifier import classifier_file
 
     _, _, _, classifier_root = fashion_classifier
     cached = classifier_file("fashion-mnist", Path(folders["checkpoints_dir"]))

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from dcgan.cli import main
+from dcgan.data.prepare import prepare, square_around
 from dcgan.errors import UserError
-from dcgan.prepare import prepare, square_around
 
 
 def test_the_square_around_a_face_has_its_margin_and_stays_inside_the_picture():

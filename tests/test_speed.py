@@ -3,9 +3,9 @@
 import torch
 
 from dcgan import train
-from dcgan.checkpoint import load_checkpoint
 from dcgan.config import TrainConfig
-from dcgan.speed import cpu_has_native_bf16, speed_plan
+from dcgan.models.checkpoint import load_checkpoint
+from dcgan.training.speed import cpu_has_native_bf16, speed_plan
 
 
 def final_weights(state) -> list[torch.Tensor]:

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from dcgan.augment import POLICIES, cutout, diff_augment, translation
 from dcgan.config import TrainConfig
-from dcgan.ema import ema_copy, ema_decay, update_ema
-from dcgan.networks import build_networks
-from dcgan.resnet import ResNetDiscriminator, ResNetGenerator
+from dcgan.models.build import build_networks
+from dcgan.models.resnet import ResNetDiscriminator, ResNetGenerator
+from dcgan.training.augment import POLICIES, cutout, diff_augment, translation
+from dcgan.training.ema import ema_copy, ema_decay, update_ema
 
 
 def test_ema_weights_move_as_the_formula_says():

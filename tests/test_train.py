@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dcgan import train
-from dcgan.checkpoint import load_checkpoint
 from dcgan.errors import UserError
-from dcgan.history import COLUMNS, read_history_csv
+from dcgan.models.checkpoint import load_checkpoint
+from dcgan.training.history import COLUMNS, read_history_csv
 
 
 def quiet(_line):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.transforms import fit_square, image_to_array, random_flip, to_channels, to_signed, to_unit
+from dcgan.data.transforms import fit_square, image_to_array, random_flip, to_channels, to_signed, to_unit
 
 
 def test_uint8_to_signed_and_back_is_exact():

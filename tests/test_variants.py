@@ -10,12 +10,12 @@ import torch
 from test_train import assert_same_training_state, without_timing
 
 from dcgan import train
-from dcgan.checkpoint import load_checkpoint
 from dcgan.cli import main
 from dcgan.errors import UserError
-from dcgan.history import METRICS
-from dcgan.sampling import load_run
-from dcgan.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
+from dcgan.models.checkpoint import load_checkpoint
+from dcgan.pictures.sampling import load_run
+from dcgan.training.history import METRICS
+from dcgan.training.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
 
 OPTIONS = {
     "bce-smoothed": dict(real_label=0.9, fake_label=0.1),
@@ -205,9 +205,9 @@ def test_presets_set_their_settings_and_flags_given_win():
 def test_conditional_sampling_returns_the_requested_classes_rows(small_config, tmp_path):
     from PIL import Image
 
-    from dcgan.conditional import class_rows
-    from dcgan.sampling import generate, noise_for
-    from dcgan.viz import grid_image
+    from dcgan.models.conditional import class_rows
+    from dcgan.pictures.grids import grid_image
+    from dcgan.pictures.sampling import generate, noise_for
 
     state = train(small_config(epochs=1, conditional=True), log=quiet)
     generator = state.generator
@@ -240,9 +240,9 @@ def test_sample_class_refusals(small_config, tmp_path, capsys):
 def test_class_accuracy_recognises_the_requested_classes(fashion_classifier):
     from torch import nn
 
-    from dcgan.cache import load_image_data
-    from dcgan.evaluate import class_accuracy
-    from dcgan.transforms import to_signed
+    from dcgan.data.cache import load_image_data
+    from dcgan.data.transforms import to_signed
+    from dcgan.metrics.evaluate import class_accuracy
 
     model, _, _, root = fashion_classifier
     test = load_image_data("fashion-mnist", 32, 1, root / "data", split="test", progress=False)

@@ -2,9 +2,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dcgan.history import history_row
-from dcgan.plots import save_history_figure
-from dcgan.viz import grid_image, save_grid
+from dcgan.pictures.grids import grid_image, save_grid
+from dcgan.pictures.plots import save_history_figure
+from dcgan.training.history import history_row
 
 
 def constant_images(values, channels=1, size=32):

@@ -3,7 +3,9 @@
     from dcgan import TrainConfig, train
     state = train(TrainConfig(data="fashion-mnist", image_size=32, epochs=5, run="fm32"))
 
-Importing the package is cheap: names are loaded on first use, and nothing trains on import.
+The package is cut by concern into folders, each importing only the folders before it: data, models, pictures,
+metrics, training. At the top lies what they all share (config, presets, errors, files, paths, device) and the
+command line (cli). Importing the package is cheap: names are loaded on first use, and nothing trains on import.
 """
 
 from importlib import import_module
@@ -12,26 +14,28 @@ _EXPORTS = {
     "TrainConfig": "config",
     "UserError": "errors",
     "TrainingStopped": "errors",
-    "train": "training",
-    "TrainState": "training",
-    "Callback": "training",
-    "Generator": "models",
-    "Discriminator": "models",
-    "build_models": "models",
-    "build_networks": "networks",
-    "compare_variants": "variants",
-    "load_image_data": "cache",
-    "load_checkpoint": "checkpoint",
-    "load_generator": "sampling",
-    "generate": "sampling",
-    "noise_for": "sampling",
-    "grid_image": "viz",
-    "save_grid": "viz",
-    "history_figure": "plots",
-    "read_history_csv": "history",
+    "train": "training.loop",
+    "TrainState": "training.state",
+    "Callback": "training.loop",
+    "Generator": "models.dcgan",
+    "Discriminator": "models.dcgan",
+    "build_models": "models.dcgan",
+    "build_networks": "models.build",
+    "compare_variants": "training.variants",
+    "load_image_data": "data.cache",
+    "load_checkpoint": "models.checkpoint",
+    "load_generator": "pictures.sampling",
+    "load_run": "pictures.sampling",
+    "generate": "pictures.sampling",
+    "noise_for": "pictures.sampling",
+    "grid_image": "pictures.grids",
+    "save_grid": "pictures.grids",
+    "history_figure": "pictures.plots",
+    "evaluate": "metrics.evaluate",
+    "read_history_csv": "training.history",
     "run_paths": "paths",
-    "to_signed": "transforms",
-    "to_unit": "transforms",
+    "to_signed": "data.transforms",
+    "to_unit": "data.transforms",
 }
 
 __all__ = sorted(_EXPORTS)

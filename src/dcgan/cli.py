@@ -143,7 +143,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate, result_table
+    from .metrics.evaluate import evaluate, result_table
 
     if not args.run and not args.checkpoint:
         raise UserError("evaluate needs --run NAME or --checkpoint PATH")
@@ -155,7 +155,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_nearest(args: argparse.Namespace) -> None:
-    from .nearest import nearest, nearest_table
+    from .metrics.nearest import nearest, nearest_table
 
     if not args.run and not args.checkpoint:
         raise UserError("nearest needs --run NAME or --checkpoint PATH")
@@ -167,7 +167,7 @@ def run_nearest(args: argparse.Namespace) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> None:
-    from .prepare import prepare
+    from .data.prepare import prepare
 
     summary = prepare(args.src, args.dst, args.crop_faces, args.size, args.margin, args.min_face, args.workers,
                       args.overwrite, args.progress)
@@ -181,7 +181,7 @@ def train_config(given: dict[str, Any], preset: str = "") -> TrainConfig:
     given = {**(preset_settings(preset) if preset else {}), **given}
     if not given.get("resume"):
         return TrainConfig(**given)
-    from .checkpoint import load_checkpoint, saved_config
+    from .models.checkpoint import load_checkpoint, saved_config
     from .paths import default_run_name, run_paths
 
     defaults = TrainConfig()
@@ -195,7 +195,7 @@ def train_config(given: dict[str, Any], preset: str = "") -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from .training import train
+    from .training.loop import train
 
     given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)
              if hasattr(args, spec.name)}
@@ -204,8 +204,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_sample(args: argparse.Namespace) -> None:
     from .paths import run_paths
-    from .sampling import generate, load_run, noise_for
-    from .viz import save_grid
+    from .pictures.grids import save_grid
+    from .pictures.sampling import generate, load_run, noise_for
 
     if not args.run and not args.checkpoint:
         raise UserError("sample needs --run NAME or --checkpoint PATH")
@@ -224,7 +224,7 @@ def sample_labels(cfg: TrainConfig, n: int, class_index: int | None):
     """(labels, images per row) for `sample`: all of class K, or one row per class; (None, 0) when unconditional."""
     import torch
 
-    from .conditional import class_rows
+    from .models.conditional import class_rows
 
     if not cfg.conditional:
         if class_index is not None:

@@ -20,8 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .device import pick_device
-from .errors import TrainingStopped, UserError
+from ..device import pick_device
+from ..errors import TrainingStopped, UserError
 
 # Rank 0 may spend long minutes alone (building the image cache, training the FID classifier) while the other
 # ranks wait for it: a generous timeout for the collectives.

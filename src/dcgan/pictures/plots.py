@@ -12,8 +12,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .files import atomic_write_bytes
-from .viz import grid_cells, grid_image
+from ..files import atomic_write_bytes
+from .grids import grid_cells, grid_image
 
 
 def history_figure(history: list[dict], title: str = "", fid_label: str = "", scores: bool = False) -> Figure:

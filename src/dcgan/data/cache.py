@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import UserError, first_line
+from ..files import atomic_write_bytes, atomic_write_text
 from .decode import write_decoded
-from .errors import UserError, first_line
-from .files import atomic_write_bytes, atomic_write_text
 from .sources import resolve_source
 from .transforms import to_signed
 

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
-from .errors import UserError, first_line
-from .files import atomic_write_bytes
-from .networks import build_networks
-from .paths import RunPaths
+from ..config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
+from ..errors import UserError, first_line
+from ..files import atomic_write_bytes
+from ..paths import RunPaths
+from .build import build_networks
 
 FORMAT_VERSION = 2  # 2: adds epoch_step and the running means of an unfinished epoch (mid-epoch resume)
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",

@@ -9,14 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .cache import ImageData
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..data.cache import ImageData
+from ..paths import RunPaths
+from ..pictures.grids import save_grid
+from ..pictures.sampling import generate
 from .distributed import World
-from .paths import RunPaths
-from .sampling import generate
 from .signals import StopSignals
 from .speed import SpeedPlan
-from .viz import save_grid
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
 # (conditional runs: one row per class, the same 10 noise vectors in every row)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 from .transforms import to_uint8
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels

@@ -15,13 +15,13 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..errors import UserError
+from ..files import atomic_write_bytes
+from ..pictures.grids import png_bytes
 from .decode import default_workers, parallel_map, read_image
-from .errors import UserError
 from .faces import PACKAGES, Box, face_detector
-from .files import atomic_write_bytes
 from .sources import list_image_files
 from .transforms import fit_square, to_channels
-from .viz import png_bytes
 
 
 @dataclass

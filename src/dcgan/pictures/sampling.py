@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, restore_sampler, saved_config
-from .conditional import cycling_labels
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..models.checkpoint import load_checkpoint, restore_sampler, saved_config
+from ..models.conditional import cycling_labels
 
 
 @torch.no_grad()
@@ -49,9 +49,9 @@ def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, TrainCo
 def load_run(run: str = "", checkpoints_dir: str = "", checkpoint: str = "",
              device: str = "auto") -> tuple[nn.Module, TrainConfig, dict]:
     """G of a run's last checkpoint (or of `checkpoint`), with its config and the whole checkpoint."""
-    from .device import pick_device
-    from .errors import UserError
-    from .paths import run_paths
+    from ..device import pick_device
+    from ..errors import UserError
+    from ..paths import run_paths
 
     if not run and not checkpoint:
         raise UserError("name a run or a checkpoint file to load")
@@ -60,8 +60,8 @@ def load_run(run: str = "", checkpoints_dir: str = "", checkpoint: str = "",
 
 def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
     """`count` random real images of the dataset a run trained on, prepared as it was: floats in [-1, 1]."""
-    from .cache import load_image_data
-    from .paths import root_or_default
+    from ..data.cache import load_image_data
+    from ..paths import root_or_default
 
     data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
                            cfg.download, progress=False)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UserError, first_line
-from .transforms import to_uint8
+from ..data.transforms import to_uint8
+from ..errors import UserError, first_line
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_FILE}"

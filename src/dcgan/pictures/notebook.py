@@ -9,9 +9,9 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..training.loop import Callback, TrainState
+from .grids import png_bytes
 from .plots import figure_png
-from .training import Callback, TrainState
-from .viz import png_bytes
 
 
 def png_of(item: Any) -> bytes:

@@ -10,25 +10,25 @@ from collections.abc import Callable
 
 import torch
 
-from .batches import DeviceBatches, batch_source
-from .cache import ImageData, load_image_data
-from .conditional import class_rows
-from .config import TrainConfig
-from .device import pick_device
+from ..config import TrainConfig
+from ..data.batches import DeviceBatches, batch_source
+from ..data.cache import ImageData, load_image_data
+from ..data.transforms import to_signed
+from ..device import pick_device
+from ..errors import UserError
+from ..files import atomic_write_text, remove_leftover_temporaries
+from ..models.build import build_networks
+from ..models.conditional import class_rows
+from ..paths import RunPaths, default_run_name, root_or_default, run_paths
+from ..pictures.grids import save_grid
+from ..pictures.sampling import noise_for
 from .distributed import World, with_sync_batchnorm
 from .divergence import NonFiniteWatch
 from .ema import ema_copy
-from .errors import UserError
-from .files import atomic_write_text, remove_leftover_temporaries
 from .history import RunningMeans
-from .networks import build_networks
-from .paths import RunPaths, default_run_name, root_or_default, run_paths
 from .resume import noise_seed, open_resume, restore_state
-from .sampling import noise_for
 from .speed import adam, prepare_networks, speed_plan
 from .state import SAMPLE_COUNT, TrainState
-from .transforms import to_signed
-from .viz import save_grid
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
 
@@ -108,7 +108,7 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None], world: World | None 
 
 
 def new_evaluator(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]):
-    from .evaluate import Evaluator
+    from ..metrics.evaluate import Evaluator
 
     return Evaluator(cfg, cfg.eval_n, cfg.eval_features, device, root_or_default(cfg.checkpoints_dir, "checkpoints"),
                      progress=cfg.progress, log=log, inception_weights=cfg.inception_weights)

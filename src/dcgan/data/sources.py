@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError, first_line
+from ..paths import repo_root
 from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers, image_mode
-from .errors import UserError, first_line
-from .paths import repo_root
 from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 

@@ -21,15 +21,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .batches import epoch_plan
-from .checkpoint import prune_checkpoints, save_checkpoint
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..data.batches import epoch_plan
+from ..errors import TrainingStopped
+from ..files import WriteError, atomic_write_text
+from ..models.checkpoint import prune_checkpoints, save_checkpoint
+from ..pictures.plots import save_history_figure
 from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
-from .errors import TrainingStopped
-from .files import WriteError, atomic_write_text
 from .history import history_csv, history_row
-from .plots import save_history_figure
 from .resume import checkpoint_payload
 from .signals import StopSignals
 from .start import start_run
@@ -205,7 +205,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
 
 def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
     """Evaluate G now: FID into the epoch's history row, eval_<epoch>.json; [best.pt] when FID is the lowest."""
-    from .evaluate import write_result
+    from ..metrics.evaluate import write_result
 
     earlier = [row["fid"] for row in state.history if row["kind"] == "epoch" and "fid" in row]
     result = {"run": state.paths.name, "epoch": state.epoch, "step": state.step,

@@ -14,10 +14,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from .config import TrainConfig, flag
-from .plots import rows_figure
-from .sampling import generate, noise_for
-from .training import say, train
+from ..config import TrainConfig, flag
+from ..pictures.plots import rows_figure
+from ..pictures.sampling import generate, noise_for
+from .loop import say, train
 
 # The comparison of docs/variants.md: variant name (also the run suffix) -> settings changed from the base.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -56,8 +56,8 @@ def variant_config(base: TrainConfig, name: str, settings: dict[str, Any]) -> Tr
 def compare_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], callbacks: Iterable[Any] = (),
                      log: Callable[[str], None] = say) -> list[dict]:
     """Train every variant in turn; one row each: name, flags, epochs, training seconds, FID and final images."""
-    from .evaluate import measure_classes
-    from .paths import root_or_default
+    from ..metrics.evaluate import measure_classes
+    from ..paths import root_or_default
 
     rows = []
     for name, settings in variants.items():

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoint import FORMAT_VERSION, check_architecture, load_checkpoint, restore_networks, saved_config
-from .config import TrainConfig
-from .errors import UserError
-from .paths import RunPaths
+from ..config import TrainConfig
+from ..errors import UserError
+from ..models.checkpoint import FORMAT_VERSION, check_architecture, load_checkpoint, restore_networks, saved_config
+from ..paths import RunPaths
 
 if TYPE_CHECKING:
-    from .training import TrainState
+    from .loop import TrainState
 
 NOISE_SEED_STRIDE = 100_003  # rank r draws its noise from seed + 2 + r * this: streams that never meet
 

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import torch
 
+from ..data.faces import face_detector, face_rate, faces_for_dataset
+from ..data.sources import CLASS_NAMES, LABELLED
+from ..device import pick_device
+from ..errors import UserError
+from ..files import atomic_write_text
+from ..models.conditional import cycling_labels
+from ..paths import root_or_default, run_paths
+from ..pictures.sampling import generate, load_run, noise_for, real_images_for
 from .classifier import load_or_train_classifier
-from .conditional import cycling_labels
-from .device import pick_device
-from .errors import UserError
-from .faces import face_detector, face_rate, faces_for_dataset
 from .fid import frechet_distance
-from .files import atomic_write_text
 from .inception import LABEL as INCEPTION_LABEL
 from .inception import download_weights, find_weights, inception_missing_message, load_inception
 from .kid import kernel_distance
-from .paths import root_or_default, run_paths
 from .precision_recall import precision_recall
-from .sampling import generate, load_run, noise_for, real_images_for
-from .sources import CLASS_NAMES, LABELLED
 
 FEATURE_CHOICES = ("auto", "classifier", "inception")
 FACE_CHOICES = ("auto", "anime", "human", "none")

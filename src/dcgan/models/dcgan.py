@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
-from .config import IMAGE_SIZES
-from .errors import UserError
+from ..config import IMAGE_SIZES
+from ..errors import UserError
 
 
 def base_side(image_size: int) -> int:

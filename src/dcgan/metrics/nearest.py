@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import ImageData, load_image_data
-from .device import pick_device
-from .errors import UserError
+from ..data.cache import ImageData, load_image_data
+from ..data.sources import LABELLED
+from ..data.transforms import to_signed
+from ..device import pick_device
+from ..errors import UserError
+from ..files import atomic_write_text
+from ..paths import root_or_default, run_paths
+from ..pictures.plots import rows_figure, save_figure
+from ..pictures.sampling import generate, load_run, noise_for
 from .evaluate import extract, feature_model
-from .files import atomic_write_text
-from .paths import root_or_default, run_paths
-from .plots import rows_figure, save_figure
-from .sampling import generate, load_run, noise_for
-from .sources import LABELLED
-from .transforms import to_signed
 
 
 def nearest_neighbours(queries: torch.Tensor, reference_chunks: Iterable[torch.Tensor],

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from .files import atomic_write_bytes
-from .transforms import to_unit
+from ..data.transforms import to_unit
+from ..files import atomic_write_bytes
 
 MIN_CELL = 64  # grids upscale small images (nearest neighbour) until each cell is at least this wide
 

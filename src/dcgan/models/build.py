@@ -11,11 +11,11 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..config import TrainConfig
+from ..errors import UserError
 from .conditional import LABEL_DIM, ConditionalDiscriminator, ConditionalGenerator
-from .config import TrainConfig
-from .errors import UserError
+from .dcgan import build_models
 from .mlp import MLPDiscriminator, MLPGenerator
-from .models import build_models
 from .resnet import ResNetDiscriminator, ResNetGenerator
 
 

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import load_image_data
-from .errors import UserError, first_line
-from .files import atomic_write_bytes
-from .sources import CLASS_NAMES
-from .transforms import to_signed
+from ..data.cache import load_image_data
+from ..data.sources import CLASS_NAMES
+from ..data.transforms import to_signed
+from ..errors import UserError, first_line
+from ..files import atomic_write_bytes
 
 SIZE = 32  # every image is brought to 32x32 grayscale before the classifier sees it
 FORMAT_VERSION = 1

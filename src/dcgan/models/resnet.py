@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import base_side, doublings, feature_norm
+from .dcgan import base_side, doublings, feature_norm
 
 MOMENTUM = 0.5  # BatchNorm running-statistics momentum (Keras momentum 0.5 is the same update)
 DROPOUT = 0.4  # D's dropout after every activation

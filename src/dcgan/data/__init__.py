@@ -1,0 +1,14 @@
+"""Data: from a dataset name or a folder to batches of real images on the training device.
+
+    sources     where images come from (Fashion-MNIST, MNIST, CelebA, anime, synthetic shapes, any folder)
+    decode      files to fixed-size uint8 arrays in parallel, bad files skipped and counted
+    cache       the decoded uint8 cache on disk (memory-mapped, checksummed) and ImageData
+    transforms  square crops, channels, [0, 255] <-> [-1, 1], flips
+    batches     each epoch's order and flips, and batches gathered on the device or streamed
+    synthetic   small generated images of shapes, for tests and smoke runs
+    faces       face detectors (anime, human)
+    prepare     `dcgan prepare`: training folders of faces cropped out of raw pictures
+
+May import: the shared top-level modules (config, errors, files, paths, device). Nothing of models, pictures,
+metrics or training.
+"""

@@ -1,0 +1,12 @@
+"""Metrics: how good a generator is, in numbers.
+
+    evaluate          FID, KID, precision and recall of a run in one feature space (`dcgan evaluate`)
+    fid, kid          Frechet and kernel distances between two feature sets
+    precision_recall  k-nearest-neighbour precision and recall
+    inception         the standard Inception-v3 FID features
+    classifier        a small CNN trained on a labelled dataset, as a feature space
+    face_rate         the share of images in which a face detector finds a face
+    nearest           the memorization check: generated images against their nearest training images
+
+May import: the shared top-level modules, data, models and pictures. Nothing of training.
+"""

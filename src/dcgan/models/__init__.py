@@ -1,0 +1,13 @@
+"""Models: the networks, and the checkpoint files that hold them.
+
+    dcgan        the DCGAN generator and discriminator (32, 64, 96, 128 pixels)
+    resnet       the residual generator and dropout discriminator (the 96x96 anime recipe)
+    mlp          the plain fully connected GAN
+    conditional  class-conditional wrappers (CGAN)
+    build        (G, D) for a TrainConfig: architecture, conditioning, spectral norm
+    flops        multiply-adds and parameter counts
+    checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
+
+May import: the shared top-level modules (config, errors, files, paths, device). Nothing of data, pictures,
+metrics or training.
+"""

@@ -1,0 +1,10 @@
+"""Pictures: drawing images from a generator and showing them.
+
+    sampling  images from a generator (fixed noise, conditional labels), a run's G loaded from its checkpoint
+    grids     many images in one PNG, and the cells back out of it
+    plots     figures: training curves, progression, real vs generated, rows of images
+    latent    walks through the latent space: interpolations, single coordinates set to -3, 0, 3
+    notebook  inline display in Jupyter, and a callback that shows each epoch's grid
+
+May import: the shared top-level modules, data and models. Nothing of metrics or training.
+"""
