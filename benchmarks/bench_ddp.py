@@ -29,7 +29,8 @@ import torch.distributed as dist
 
 from dcgan.config import TrainConfig
 from dcgan.training.distributed import joined_world
-from dcgan.training.loop import start_run, train_step
+from dcgan.training.start import start_run
+from dcgan.training.step import train_step
 
 
 def sync(device: torch.device) -> None:

@@ -35,8 +35,9 @@ from dcgan.data.synthetic import shape_images  # noqa: E402
 from dcgan.device import pick_device  # noqa: E402
 from dcgan.models.flops import training_flops_per_image  # noqa: E402
 from dcgan.pictures.sampling import generate, noise_for  # noqa: E402
-from dcgan.training.loop import start_run, train_step  # noqa: E402
 from dcgan.training.speed import speed_plan  # noqa: E402
+from dcgan.training.start import start_run  # noqa: E402
+from dcgan.training.step import train_step  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (bf16 tensor cores, TF32 tensor cores, which fp32 convolutions use by default)
 PEAKS = {"H100": (989.0, 494.7), "H200": (989.0, 494.7), "A100": (312.0, 156.0), "L4": (121.0, 60.0)}

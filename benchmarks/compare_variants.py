@@ -1,4 +1,4 @@
-"""Train the GAN variants of dcgan.training.variants on the same budget and print their time and FID as a Markdown table
+"""Train the GAN variants of dcgan.training.variants on the same budget; print their time and FID as a Markdown table
 (the table of docs/variants.md), with the command that trains each one.
 
     python benchmarks/compare_variants.py --epochs 2 --image-size 32            # every variant

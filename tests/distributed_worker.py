@@ -8,7 +8,7 @@ import sys
 import torch
 
 from dcgan import TrainConfig, train
-from dcgan.training.loop import Callback
+from dcgan.training.callbacks import Callback
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 

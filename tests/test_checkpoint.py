@@ -1,4 +1,7 @@
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -120,3 +123,36 @@ def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
     payload["config"]["ngf"] = 8  # the stored weights were made with ngf=4
     with pytest.raises(UserError, match="does not match its own config"):
         restore_networks(payload, tmp_path / "x.pt")
+
+
+# Written by dcgan before the package was split into folders (commit 841e286): a 32x32 conditional run on the
+# synthetic shapes (ngf = ndf = 4, nz 16, --ema 0.9, --flip, --diffaugment translation, --real-label 0.9,
+# --seed 3, batch 32, --limit 128) stopped by SIGINT at step 6, two steps into epoch 2. expected.pt holds what that
+# code drew from it for `noise` ("drawn") and, for the same noise, after resuming the run to the end of epoch 2 in
+# fp32 ("resumed").
+BEFORE_FOLDERS = Path(__file__).parent / "fixtures" / "written_before_folders"
+
+
+def test_a_checkpoint_written_before_the_folders_loads_draws_and_resumes_as_it_did(tmp_path):
+    from dcgan.cli import main
+    from dcgan.pictures.sampling import generate, load_generator
+
+    expected = torch.load(BEFORE_FOLDERS / "expected.pt", weights_only=True)
+    payload = load_checkpoint(BEFORE_FOLDERS / "mid_epoch.pt")
+    assert (payload["format_version"], payload["epoch"], payload["step"], payload["epoch_step"]) == (2, 1, 6, 2)
+    generator, cfg, _ = load_generator(BEFORE_FOLDERS / "mid_epoch.pt", torch.device("cpu"))
+    assert cfg.conditional and cfg.ema == 0.9
+    drawn = generate(generator, expected["noise"])
+    torch.testing.assert_close(drawn, expected["drawn"], rtol=1e-4, atol=1e-6)
+
+    run = tmp_path / "checkpoints" / "old"
+    run.mkdir(parents=True)
+    shutil.copyfile(BEFORE_FOLDERS / "mid_epoch.pt", run / "last.pt")
+    folders = ["--data-dir", str(tmp_path / "data"), "--samples-dir", str(tmp_path / "samples"),
+               "--checkpoints-dir", str(tmp_path / "checkpoints")]
+    assert main(["train", "--run", "old", "--resume", "--epochs", "2", "--precision", "fp32", "--device", "cpu",
+                 "--no-progress", *folders]) == 0
+    resumed, _, saved = load_generator(run / "last.pt", torch.device("cpu"))
+    assert (saved["epoch"], saved["step"], saved["epoch_step"]) == (2, 8, 0)
+    torch.testing.assert_close(generate(resumed, expected["noise"]), expected["resumed"], rtol=1e-4, atol=1e-6)
+    assert (expected["resumed"] - drawn).abs().max() > 100 * 1e-6  # the two steps change what G draws

@@ -8,9 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.data.faces import face_detector, face_rate, faces_for_dataset, to_pil
+from dcgan.data.faces import face_detector, faces_for_dataset
 from dcgan.data.transforms import to_signed
 from dcgan.errors import UserError
+from dcgan.metrics.face_rate import face_rate, to_pil
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # where the Haar cascade finds her face in the 512x512 photo (x, y, w, h)
 

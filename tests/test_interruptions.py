@@ -17,7 +17,7 @@ from dcgan import train
 from dcgan.errors import TrainingStopped
 from dcgan.files import WriteError
 from dcgan.models.checkpoint import load_checkpoint
-from dcgan.training.loop import Callback
+from dcgan.training.callbacks import Callback
 
 # flips, label smoothing, DiffAugment and EMA: every random stream and every piece of state a resume must restore
 OPTIONS = dict(flip=True, real_label=0.9, diffaugment="translation,cutout", ema=0.9)

@@ -84,3 +84,23 @@ def test_load_run_without_a_checkpoint_says_what_to_do(tmp_path):
 
     with pytest.raises(UserError, match="no checkpoint at .* train run 'ghost' first"):
         load_run("ghost", str(tmp_path))
+
+
+def test_a_parameters_cell_becomes_the_config_in_one_call():
+    """TrainConfig.from_namespace(globals()): the settings among a notebook's names, the rest ignored, keyword
+    arguments on top; numpy numbers are taken, a value of the wrong type is one clear line."""
+    from dcgan import TrainConfig, UserError
+
+    namespace = {"data": "mnist", "epochs": np.int64(3), "lr": 1, "flip": True, "variants": ["dcgan"],
+                 "torch": torch, "In": [""], "run": "nb"}
+    cfg = TrainConfig.from_namespace(namespace, arch="mlp", run="from-keyword")
+    assert (cfg.data, cfg.epochs, cfg.lr, cfg.flip, cfg.arch, cfg.run) == ("mnist", 3, 1.0, True, "mlp", "from-keyword")
+    assert type(cfg.epochs) is int and type(cfg.lr) is float
+    assert cfg.batch_size == TrainConfig().batch_size  # not in the namespace: the default
+    for name, value, expected in [("epochs", "3", "epochs = '3' is not a whole number (e.g. epochs = 25)"),
+                                  ("epochs", 2.5, "epochs = 2.5 is not a whole number"),
+                                  ("flip", 1, "flip = 1 is not True or False"),
+                                  ("lr", True, "lr = True is not a number"),
+                                  ("data", None, "data = None is not a string")]:
+        with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            TrainConfig.from_namespace({name: value})

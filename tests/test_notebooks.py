@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom headless on the CPU with small parameters, on real Fashion-MNIST,
 and writes the files it promises; committed notebooks carry no outputs."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -9,6 +10,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+
+from dcgan import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -94,6 +97,17 @@ def test_02_train_dcgan(trained_run, folders):
     assert images_shown(trained_run) == 3 + 2  # epochs 0-2 inline, then curves and progression
     text = "".join(output.get("text", "") for cell in trained_run.cells for output in cell.get("outputs", []))
     assert f"checkpoints: {checkpoints}" in text
+    saved = json.loads((checkpoints / "config.json").read_text())  # the injected parameters reached the run
+    assert (saved["ngf"], saved["ndf"], saved["limit"], saved["log_every"], saved["batch_size"]) == (16, 16, 640, 5, 64)
+
+
+def test_02_takes_every_setting_from_its_parameters_cell_in_one_call():
+    """Each name in 02's parameters cell is a TrainConfig setting and reaches the config through one call, so a
+    new knob is one line in the parameters cell and nothing else."""
+    path = REPO / "notebooks" / "02_train_dcgan.ipynb"
+    assert set(papermill.inspect_notebook(str(path))) <= {spec.name for spec in dataclasses.fields(TrainConfig)}
+    code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    assert "TrainConfig.from_namespace(globals())" in code and "TrainConfig(" not in code
 
 
 def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factory):

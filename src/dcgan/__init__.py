@@ -16,7 +16,7 @@ _EXPORTS = {
     "TrainingStopped": "errors",
     "train": "training.loop",
     "TrainState": "training.state",
-    "Callback": "training.loop",
+    "Callback": "training.callbacks",
     "Generator": "models.dcgan",
     "Discriminator": "models.dcgan",
     "build_models": "models.dcgan",

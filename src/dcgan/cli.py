@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, flag
+from .config import TrainConfig, flag, preset_settings
 from .errors import TrainingStopped, UserError
-from .presets import PRESETS, preset_settings
+from .presets import PRESETS
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
 SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",

@@ -7,10 +7,13 @@ notebooks build the same object from their parameters cell. A run records it as 
 from __future__ import annotations
 
 import dataclasses
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UserError
+from .presets import PRESETS
 
 IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
 MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
@@ -180,9 +183,16 @@ class TrainConfig:
     @classmethod
     def from_preset(cls, name: str, **settings: Any) -> TrainConfig:
         """A config from a named recipe (see presets.py), `settings` overriding it."""
-        from .presets import preset_settings
-
         return cls(**{**preset_settings(name), **settings})
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any], **settings: Any) -> TrainConfig:
+        """A config from the names in `namespace` that are settings, `settings` overriding them; other names are
+        ignored. In a notebook, `TrainConfig.from_namespace(globals())` turns the parameters cell into the config,
+        so a new knob there is one line. A value of the wrong type is a UserError naming it."""
+        defaults = {spec.name: spec.default for spec in dataclasses.fields(cls)}
+        values = {**{name: namespace[name] for name in defaults if name in namespace}, **settings}
+        return cls(**{name: typed_setting(name, value, defaults[name]) for name, value in values.items()})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -193,6 +203,25 @@ class TrainConfig:
             raise UserError(f"unknown setting(s) {', '.join(unknown)}: this run was saved by a newer "
                             "dcgan; update the package")
         return cls(**values)
+
+
+def preset_settings(name: str) -> dict[str, Any]:
+    """The settings of a preset (a copy); a UserError naming the presets for an unknown name."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name][1])
+
+
+def typed_setting(name: str, value: Any, default: Any) -> Any:
+    """`value` as the type of the setting's default (whole numbers are taken for a float); a UserError otherwise."""
+    kind = type(default)
+    wanted = {bool: (bool, "True or False"), int: (numbers.Integral, "a whole number"),
+              float: (numbers.Real, "a number"), str: (str, "a string")}
+    accepted, description = wanted[kind]
+    if isinstance(value, accepted) and (kind is bool or not isinstance(value, bool)):
+        return kind(value)
+    raise UserError(f"{name} = {value!r} is not {description} (e.g. {name} = {default!r}): change it in the "
+                    "parameters")
 
 
 def flag(name: str) -> str:

@@ -1,10 +1,13 @@
-"""Atomic file writes: a crash or a kill mid-write never leaves a half-written file in place."""
+"""Atomic file writes: a crash or a kill mid-write never leaves a half-written file in place; PNG encoding."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+
+from PIL import Image
 
 from .errors import UserError, first_line
 
@@ -45,6 +48,13 @@ def write_then_rename(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """A PIL image encoded as PNG (lossless), for writing or inline display."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def remove_leftover_temporaries(folder: Path) -> list[Path]:

@@ -10,18 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import UserError
-from .transforms import to_uint8
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 Detector = Callable[[Image.Image], list[Box]]
 
 PACKAGES = {"anime": "animeface", "human": "opencv-python-headless<5"}  # what each detector needs installed
 DATASET_FACES = {"anime": "anime", "celeba": "human"}  # named datasets of faces -> their detector
-DETECT_SIZE = 256  # generated images are upscaled to this before detection (real ones too, for a fair rate)
 
 
 def missing_package(kind: str) -> UserError:
@@ -66,17 +63,3 @@ def face_detector(kind: str) -> Detector:
 def faces_for_dataset(data: str) -> str | None:
     """The detector kind for a named face dataset (anime, celeba), None for any other data."""
     return DATASET_FACES.get(data)
-
-
-def to_pil(image: torch.Tensor, size: int = DETECT_SIZE) -> Image.Image:
-    """One image in [-1, 1], (C, H, W) -> an RGB/L PIL image upscaled to `size` x `size`."""
-    pixels = to_uint8(image).permute(1, 2, 0).numpy()
-    picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-    return picture.resize((size, size), Image.Resampling.BICUBIC)
-
-
-def face_rate(images: torch.Tensor, detector: Detector) -> float:
-    """The share of images (N, C, H, W in [-1, 1]) in which `detector` finds at least one face."""
-    if len(images) == 0:
-        raise ValueError("face_rate needs at least one image")
-    return sum(bool(detector(to_pil(image))) for image in images) / len(images)

@@ -16,8 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..files import atomic_write_bytes
-from ..pictures.grids import png_bytes
+from ..files import atomic_write_bytes, png_bytes
 from .decode import default_workers, parallel_map, read_image
 from .faces import PACKAGES, Box, face_detector
 from .sources import list_image_files

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.faces import face_detector, face_rate, faces_for_dataset
+from ..data.faces import face_detector, faces_for_dataset
 from ..data.sources import CLASS_NAMES, LABELLED
 from ..device import pick_device
 from ..errors import UserError
@@ -21,6 +21,7 @@ from ..models.conditional import cycling_labels
 from ..paths import root_or_default, run_paths
 from ..pictures.sampling import generate, load_run, noise_for, real_images_for
 from .classifier import load_or_train_classifier
+from .face_rate import face_rate
 from .fid import frechet_distance
 from .inception import LABEL as INCEPTION_LABEL
 from .inception import download_weights, find_weights, inception_missing_message, load_inception

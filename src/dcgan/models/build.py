@@ -1,6 +1,6 @@
 """(G, D) for a TrainConfig: the architecture, its conditional wrappers, and spectral normalisation in D.
 
-    dcgan:  models.Generator / Discriminator (the paper's N(0, 0.02) initialisation)
+    dcgan:  dcgan.Generator / Discriminator (the paper's N(0, 0.02) initialisation)
     resnet: resnet.ResNetGenerator / ResNetDiscriminator (PyTorch's default initialisation)
     mlp:    mlp.MLPGenerator / MLPDiscriminator (PyTorch's default initialisation)
 With --loss wgan-gp, D (the critic) takes layer norm where the others use BatchNorm.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from ..data.transforms import to_unit
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, png_bytes
 
 MIN_CELL = 64  # grids upscale small images (nearest neighbour) until each cell is at least this wide
 
@@ -28,12 +27,6 @@ def grid_image(images: torch.Tensor, nrow: int, min_cell: int = MIN_CELL) -> Ima
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)  # (C or 3, H', W')
     pixels = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(pixels[..., 0] if images.shape[1] == 1 else pixels, "L" if images.shape[1] == 1 else "RGB")
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int, min_cell: int = MIN_CELL) -> Path:

@@ -9,8 +9,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..training.loop import Callback, TrainState
-from .grids import png_bytes
+from ..files import png_bytes
 from .plots import figure_png
 
 
@@ -31,18 +30,19 @@ def show(item: Any) -> None:
     display(IPythonImage(data=png_of(item)))
 
 
-class ShowEpochGrids(Callback):
-    """Shows the fixed-noise grid inline before training and after every epoch, with the epoch's numbers."""
+class ShowEpochGrids:
+    """A training callback (see training.callbacks) that shows the fixed-noise grid inline before training and
+    after every epoch, with the epoch's numbers. `state` is the run's TrainState."""
 
     def __init__(self, show_image: Callable[[Any], None] = show, say: Callable[[str], None] = print):
         self.show_image, self.say = show_image, say
 
-    def on_train_start(self, state: TrainState) -> None:
+    def on_train_start(self, state: Any) -> None:
         if state.epoch == 0 and state.sample_path is not None:
             self.say("before training (epoch 0):")
             self.show_image(state.sample_path)
 
-    def on_epoch_end(self, state: TrainState) -> None:
+    def on_epoch_end(self, state: Any) -> None:
         row = state.last_row
         self.say(f"epoch {state.epoch}: loss_D {row['loss_D']:.3f}, loss_G {row['loss_G']:.3f}, "
                  f"D(x) {row['D_x']:.2f}, D(G(z)) {row['D_G_z']:.2f}")

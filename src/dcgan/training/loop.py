@@ -3,10 +3,7 @@
 Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png and
 losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json and history.csv.
 
-Callbacks are objects with any of these methods, each called with the TrainState:
-    on_train_start, on_step_end (every step; metrics are not read there), on_log (every log_every steps,
-    state.last_row holds the new history row), on_epoch_end (the epoch's grid and checkpoint are written),
-    on_train_end.
+Callbacks (see callbacks.py) watch the run: on_train_start, on_step_end, on_log, on_epoch_end, on_train_end.
 
 Faults: SIGINT / SIGTERM save last.pt at the end of the current step and stop (TrainingStopped, exit code 130 /
 143); --resume continues from that step. Non-finite losses stop the run within log_every steps, naming the step,
@@ -25,28 +22,17 @@ from ..config import TrainConfig
 from ..data.batches import epoch_plan
 from ..errors import TrainingStopped
 from ..files import WriteError, atomic_write_text
+from ..metrics.evaluate import write_result
 from ..models.checkpoint import prune_checkpoints, save_checkpoint
 from ..pictures.plots import save_history_figure
+from .callbacks import emit
 from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
 from .history import history_csv, history_row
-from .resume import checkpoint_payload
 from .signals import StopSignals
 from .start import start_run
-from .state import TrainState
+from .state import TrainState, checkpoint_payload
 from .step import train_step
-
-__all__ = ["Callback", "TrainState", "start_run", "train", "train_step"]
-
-
-class Callback:
-    """Base class for training callbacks; override the events you need (all optional)."""
-
-    def on_train_start(self, state: TrainState) -> None: ...
-    def on_step_end(self, state: TrainState) -> None: ...
-    def on_log(self, state: TrainState) -> None: ...
-    def on_epoch_end(self, state: TrainState) -> None: ...
-    def on_train_end(self, state: TrainState) -> None: ...
 
 
 def say(line: str) -> None:
@@ -78,13 +64,6 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
         if state.data.skipped else ""
     log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{skipped}")
     return state
-
-
-def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
-    for callback in callbacks:
-        handler = getattr(callback, event, None)
-        if handler is not None:
-            handler(state)
 
 
 def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
@@ -205,8 +184,6 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
 
 def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
     """Evaluate G now: FID into the epoch's history row, eval_<epoch>.json; [best.pt] when FID is the lowest."""
-    from ..metrics.evaluate import write_result
-
     earlier = [row["fid"] for row in state.history if row["kind"] == "epoch" and "fid" in row]
     result = {"run": state.paths.name, "epoch": state.epoch, "step": state.step,
               **state.evaluator.measure(state.sampler)}

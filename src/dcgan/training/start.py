@@ -1,5 +1,10 @@
-"""Starting a run: check the request, load the data, build the networks and optimizers, and either write the
-first grids of a new run or restore one from its checkpoint."""
+"""Starting a run, top to bottom: the request checked, the data loaded, the networks and optimizers built, then
+the checkpoint restored (--resume) or the first grids written.
+
+Under torchrun, the work that touches the run's files is done by rank 0 in two blocks: before the networks are
+built (decode the data into the cache, build the evaluator, clear the run's folders) and after (real.png,
+epoch_000.png, config.json). The other ranks wait for each block and stop with it when it fails.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -17,7 +23,9 @@ from ..data.transforms import to_signed
 from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text, remove_leftover_temporaries
+from ..metrics.evaluate import Evaluator
 from ..models.build import build_networks
+from ..models.checkpoint import check_architecture, load_checkpoint, saved_config
 from ..models.conditional import class_rows
 from ..paths import RunPaths, default_run_name, root_or_default, run_paths
 from ..pictures.grids import save_grid
@@ -26,44 +34,85 @@ from .distributed import World, with_sync_batchnorm
 from .divergence import NonFiniteWatch
 from .ema import ema_copy
 from .history import RunningMeans
-from .resume import noise_seed, open_resume, restore_state
 from .speed import adam, prepare_networks, speed_plan
-from .state import SAMPLE_COUNT, TrainState
+from .state import SAMPLE_COUNT, TrainState, noise_seed, restore_state
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
+Log = Callable[[str], None]
 
 
-def start_run(cfg: TrainConfig, log: Callable[[str], None], world: World | None = None,
-              device: torch.device | None = None) -> TrainState:
+def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: torch.device | None = None
+              ) -> TrainState:
     """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint; `world` and
     `device` come from distributed.joined_world (default: one process, cfg.device)."""
-    world = world or World()
-    device = device or pick_device(cfg.device)
+    world, device = world or World(), device or pick_device(cfg.device)
+    cfg, paths, resume_from = checked_request(cfg, world)
+    prepared = world.on_main(lambda: prepare_on_main(cfg, paths, device, log), device)
+    data, evaluator = prepared if world.main else (load_data(cfg, log, progress=False), None)
+    cfg = fitted_to_data(cfg, data)
+    state = build_state(cfg, paths, data, world, device, evaluator)
+    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
+    processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
+    log(f"run '{cfg.run}' on {device} ({state.plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
+        f"{cfg.batch_size} images per epoch{processes}")
+    if resume_from is not None:
+        restore_state(state, *resume_from)
+        log(f"resuming from {resume_from[1]} at epoch {state.epoch}, step {state.step}"
+            + (f" ({state.epoch_step} steps into epoch {state.epoch + 1})" if state.epoch_step else ""))
+    state.watch = NonFiniteWatch(device, state.step)
+    world.on_main(lambda: write_first_files(state, fresh=resume_from is None), device)
+    return state
+
+
+def checked_request(cfg: TrainConfig, world: World) -> tuple[TrainConfig, RunPaths, tuple[dict, Path] | None]:
+    """The config made concrete (run name, the loss's defaults), the run's folders, and with --resume the
+    checkpoint to continue from (payload, path), checked against the request before any data is loaded."""
     cfg = dataclasses.replace(cfg.resolved(), run=cfg.run or default_run_name(cfg.data, cfg.image_size))
     world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
     paths = run_paths(cfg.run, cfg.samples_dir, cfg.checkpoints_dir)
-    payload, resume_from = None, None
-    if cfg.resume:
-        cfg, payload, resume_from = open_resume(cfg, paths)
-    elif not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
-        raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
-                        "continue it, --overwrite to start it again, or choose another --run name")
+    if not cfg.resume:
+        if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
+            raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
+                            "continue it, --overwrite to start it again, or choose another --run name")
+        return cfg, paths, None
+    path = paths.checkpoint_file(cfg.checkpoint)
+    payload = load_checkpoint(path)
+    saved = saved_config(payload, path)
+    check_architecture(saved, cfg, path)
+    if int(payload["epoch"]) >= cfg.epochs:
+        raise UserError(f"{path} already holds {payload['epoch']} epochs: pass --epochs above "
+                        f"{payload['epoch']} to train further")
+    return dataclasses.replace(cfg, channels=saved.channels), paths, (payload, path)
 
-    def load() -> ImageData:
-        return load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(cfg.data_dir, "data"),
-                               cfg.download, progress=cfg.progress and world.main).head(cfg.limit)
 
-    data = world.on_main(load, device)  # rank 0 builds the decoded cache; the others then read it
-    data = data if world.main else load()
+def prepare_on_main(cfg: TrainConfig, paths: RunPaths, device: torch.device, log: Log
+                    ) -> tuple[ImageData, Evaluator | None]:
+    """Rank 0, before the networks: decode the data into the cache (the other ranks then read it), build the
+    evaluator, and only then, with both known to work, clear the run's folders."""
+    data = load_data(cfg, log, progress=cfg.progress)
+    evaluator = new_evaluator(fitted_to_data(cfg, data), device, log) if cfg.eval_every else None
+    clear_folders(cfg, paths)
+    return data, evaluator
+
+
+def load_data(cfg: TrainConfig, log: Log, progress: bool) -> ImageData:
+    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(cfg.data_dir, "data"),
+                           cfg.download, progress=progress).head(cfg.limit)
     log(data.summary())
     if len(data) < cfg.batch_size:
         raise UserError(f"{len(data)} images are fewer than one batch of {cfg.batch_size}: lower --batch-size "
                         "or use more images")
-    cfg = dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
-    # fails without a feature space: before anything is written or deleted
-    evaluator = world.on_main(lambda: new_evaluator(cfg, device, log), device) if cfg.eval_every else None
-    world.on_main(lambda: clear_folders(cfg, paths), device)
+    return data
 
+
+def fitted_to_data(cfg: TrainConfig, data: ImageData) -> TrainConfig:
+    """The config with the data's channel count and, for a conditional run, its class count."""
+    return dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
+
+
+def build_state(cfg: TrainConfig, paths: RunPaths, data: ImageData, world: World, device: torch.device,
+                evaluator: Evaluator | None) -> TrainState:
+    """Freshly initialised networks (seeded), their optimizers, the random streams and the batch source."""
     torch.manual_seed(cfg.seed)
     generator, discriminator = build_networks(cfg)
     if cfg.sync_bn:
@@ -89,27 +138,18 @@ def start_run(cfg: TrainConfig, log: Callable[[str], None], world: World | None 
     if cfg.conditional:
         state.labels = torch.from_numpy(data.labels).to(device)
         state.fixed_labels = class_rows(cfg.classes, SAMPLE_COUNT)
-    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
-    processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
-    log(f"run '{cfg.run}' on {device} ({plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
-        f"{cfg.batch_size} images per epoch{processes}")
-    if payload is not None:
-        restore_state(state, payload, resume_from)
-        state.saved = (resume_from, state.step)
-        log(f"resuming from {resume_from} at epoch {state.epoch}, step {state.step}"
-            + (f" ({state.epoch_step} steps into epoch {state.epoch + 1})" if state.epoch_step else ""))
-    else:
-        world.on_main(lambda: save_grid(to_signed(torch.tensor(data.images[:REAL_COUNT])), paths.real_grid, nrow=8),
-                      device)
-        world.on_main(lambda: state.save_epoch_grid(0), device)
-    state.watch = NonFiniteWatch(device, state.step)
-    world.on_main(lambda: atomic_write_text(paths.config_json, json.dumps(cfg.to_dict(), indent=2) + "\n"), device)
     return state
 
 
-def new_evaluator(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]):
-    from ..metrics.evaluate import Evaluator
+def write_first_files(state: TrainState, fresh: bool) -> None:
+    """Rank 0, once set up: a fresh run's real.png and epoch_000.png; every run's config.json."""
+    if fresh:
+        save_grid(to_signed(torch.tensor(state.data.images[:REAL_COUNT])), state.paths.real_grid, nrow=8)
+        state.save_epoch_grid(0)
+    atomic_write_text(state.paths.config_json, json.dumps(state.cfg.to_dict(), indent=2) + "\n")
 
+
+def new_evaluator(cfg: TrainConfig, device: torch.device, log: Log) -> Evaluator:
     return Evaluator(cfg, cfg.eval_n, cfg.eval_features, device, root_or_default(cfg.checkpoints_dir, "checkpoints"),
                      progress=cfg.progress, log=log, inception_weights=cfg.inception_weights)
 

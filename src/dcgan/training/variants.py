@@ -15,6 +15,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..config import TrainConfig, flag
+from ..metrics.evaluate import measure_classes
+from ..paths import root_or_default
 from ..pictures.plots import rows_figure
 from ..pictures.sampling import generate, noise_for
 from .loop import say, train
@@ -56,9 +58,6 @@ def variant_config(base: TrainConfig, name: str, settings: dict[str, Any]) -> Tr
 def compare_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], callbacks: Iterable[Any] = (),
                      log: Callable[[str], None] = say) -> list[dict]:
     """Train every variant in turn; one row each: name, flags, epochs, training seconds, FID and final images."""
-    from ..metrics.evaluate import measure_classes
-    from ..paths import root_or_default
-
     rows = []
     for name, settings in variants.items():
         cfg = variant_config(base, name, settings)
