@@ -36,3 +36,23 @@ def test_artifact_folders_are_kept_but_their_contents_are_ignored():
         assert ignored.returncode == 0, f"{folder}/ contents are not ignored by git"
     for path in re.findall(r"\]\((docs/[^)]+)\)", README) + re.findall(r'src="(docs/[^"]+)"', README):
         assert (REPO / path).is_file(), f"README links to missing {path}"
+
+
+def test_every_module_and_import_the_docs_name_exists():
+    """`dcgan.pictures.latent` (`lerp`, ...) and `from dcgan... import ...` in README.md and docs/ still work."""
+    import importlib
+
+    texts = [README] + [path.read_text() for path in sorted((REPO / "docs").glob("*.md"))]
+    named = [match for text in texts for match in re.findall(r"`(dcgan(?:\.\w+)+)`(?: \(([^)]*)\))?", text)]
+    statements = [line.strip("` ") for text in texts for line in re.findall(r"`?from dcgan[\w.]* import [^`\n]+", text)]
+    assert len(named) >= 5 and len(statements) >= 2
+    for dotted, names in named:  # a module (`dcgan.pictures.latent`) or a name in one (`dcgan.UserError`)
+        module, _, last = dotted.rpartition(".")
+        try:
+            found = importlib.import_module(dotted)
+        except ModuleNotFoundError:
+            found = getattr(importlib.import_module(module), last)
+        for name in re.findall(r"`(\w+)`", names):
+            assert hasattr(found, name), f"{dotted} has no {name}"
+    for statement in statements:
+        exec(statement.split("#")[0], {})

@@ -46,15 +46,16 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
     """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint; `world` and
     `device` come from distributed.joined_world (default: one process, cfg.device)."""
     world, device = world or World(), device or pick_device(cfg.device)
+    # 1. the request checked: config, folders, with --resume the checkpoint; no data read, nothing written
     cfg, paths, resume_from = checked_request(cfg, world)
+    # 2. the data: rank 0 decodes it into the cache (and clears the run's folders), then the other ranks read it
     prepared = world.on_main(lambda: prepare_on_main(cfg, paths, device, log), device)
     data, evaluator = prepared if world.main else (load_data(cfg, log, progress=False), None)
     cfg = fitted_to_data(cfg, data)
+    # 3. networks, optimizers, random streams and the batch source
     state = build_state(cfg, paths, data, world, device, evaluator)
-    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
-    processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
-    log(f"run '{cfg.run}' on {device} ({state.plan.describe()}; data {where}): {state.steps_per_epoch} steps of "
-        f"{cfg.batch_size} images per epoch{processes}")
+    log(describe(state))
+    # 4. the checkpoint restored, or a new run's first grids; config.json either way
     if resume_from is not None:
         restore_state(state, *resume_from)
         log(f"resuming from {resume_from[1]} at epoch {state.epoch}, step {state.step}"
@@ -139,6 +140,15 @@ def build_state(cfg: TrainConfig, paths: RunPaths, data: ImageData, world: World
         state.labels = torch.from_numpy(data.labels).to(device)
         state.fixed_labels = class_rows(cfg.classes, SAMPLE_COUNT)
     return state
+
+
+def describe(state: TrainState) -> str:
+    """The run's line: device, speed settings, where the data sits, steps per epoch."""
+    cfg, world = state.cfg, state.world
+    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
+    processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
+    return (f"run '{cfg.run}' on {state.device} ({state.plan.describe()}; data {where}): {state.steps_per_epoch} "
+            f"steps of {cfg.batch_size} images per epoch{processes}")
 
 
 def write_first_files(state: TrainState, fresh: bool) -> None:
