@@ -104,3 +104,5 @@ def test_a_parameters_cell_becomes_the_config_in_one_call():
                                   ("data", None, "data = None is not a string")]:
         with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             TrainConfig.from_namespace({name: value})
+    with pytest.raises(UserError, match="unknown setting\\(s\\) epoch: use the names of TrainConfig's fields"):
+        TrainConfig.from_namespace(namespace, epoch=5)  # a misspelt keyword

@@ -191,6 +191,10 @@ class TrainConfig:
         ignored. In a notebook, `TrainConfig.from_namespace(globals())` turns the parameters cell into the config,
         so a new knob there is one line. A value of the wrong type is a UserError naming it."""
         defaults = {spec.name: spec.default for spec in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - set(defaults))
+        if unknown:
+            raise UserError(f"unknown setting(s) {', '.join(unknown)}: use the names of TrainConfig's fields "
+                            "(e.g. epochs, image_size)")
         values = {**{name: namespace[name] for name in defaults if name in namespace}, **settings}
         return cls(**{name: typed_setting(name, value, defaults[name]) for name, value in values.items()})
 
