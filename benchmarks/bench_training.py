@@ -5,7 +5,8 @@
     python benchmarks/bench_training.py --only cache --images 60000 --format jpg
 
 Both trainers read the same generated folder of images and train the same number of steps after warm-up;
-each figure is the median of --repeats timings. Printed: images/s of each and their ratio, peak device memory,
+each figure is the median of --repeats timings. This trainer's step runs as train() runs it (from
+CUDA graphs on CUDA). Printed: images/s of each and their ratio, peak device memory,
 TFLOP/s and MFU (FLOP counted from the layer shapes), the time to build the uint8 cache from the folder and
 to generate 10,000 samples. --variants adds this trainer with single speed settings changed.
 """
@@ -36,8 +37,8 @@ from dcgan.device import pick_device  # noqa: E402
 from dcgan.models.flops import training_flops_per_image  # noqa: E402
 from dcgan.pictures.sampling import generate, noise_for  # noqa: E402
 from dcgan.training.speed import speed_plan  # noqa: E402
+from dcgan.training.runner import StepRunner  # noqa: E402
 from dcgan.training.start import start_run  # noqa: E402
-from dcgan.training.step import train_step  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (bf16 tensor cores, TF32 tensor cores, which fp32 convolutions use by default)
 PEAKS = {"H100": (989.0, 494.7), "H200": (989.0, 494.7), "A100": (312.0, 156.0), "L4": (121.0, 60.0)}
@@ -47,7 +48,7 @@ def variants(device: torch.device) -> list[dict]:
     """This trainer with one speed setting flipped from what it picks on `device` by default."""
     plan = speed_plan(TrainConfig(), device)
     return [{"precision": "fp32" if plan.bf16 else "bf16"}, {"channels_last": "off" if plan.channels_last else "on"},
-            {"data_on_device": "off"}, {"compile": True}]
+            {"data_on_device": "off"}, {"cuda_graphs": "off" if plan.cuda_graphs else "on"}, {"compile": True}]
 
 
 def make_folder(root: Path, count: int, size: int, fmt: str) -> Path:
@@ -104,7 +105,9 @@ def ours(folder: Path, args, work: Path, **overrides) -> dict:
     cfg = TrainConfig(data=str(folder), image_size=args.image_size, batch_size=args.batch_size, device=args.device,
                       run="bench", data_dir=str(work / "data"), samples_dir=str(work / "samples"),
                       checkpoints_dir=str(work / "checkpoints"), progress=False, overwrite=True, **overrides)
-    state = start_run(cfg, log=lambda line: None)
+    lines = []
+    state = start_run(cfg, log=lines.append)
+    state.runner = StepRunner(state, lines.append)
     device = state.device
 
     def batches():
@@ -117,13 +120,15 @@ def ours(folder: Path, args, work: Path, **overrides) -> dict:
 
     def run(steps: int):
         for _ in range(steps):
-            train_step(state, next(stream))
+            state.runner(next(stream))  # as train() runs it: eagerly or from CUDA graphs, compiled or not
 
     run(args.warmup)
     peak_memory_reset(device)
     times = timed(lambda: run(args.steps), device, args.repeats)
     result = {"name": "dcgan" + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else ""),
-              "plan": state.plan.describe(), "times": times, "memory": peak_memory(device),
+              "plan": "; ".join([state.plan.describe()] + [line for line in lines if "failed" in line]),
+              "replayed": bool(state.runner.graphed and state.runner.graphed.replayed), "times": times,
+              "memory": peak_memory(device),
               "flops": training_flops_per_image(state.generator, state.discriminator, cfg.nz,
                                                 tuple(state.data.images.shape[1:]))["flops"],
               "generator": state.generator, "nz": cfg.nz}
@@ -152,11 +157,23 @@ def peak_tflops(device: torch.device, bf16: bool, given: float) -> float | None:
     return None
 
 
+def speed_of(result: dict, args) -> float:
+    """Images per second: the median of the repeats."""
+    return args.steps * args.batch_size / statistics.median(result["times"])
+
+
+def model_flops_utilisation(speed: float, flops: float, device: torch.device, plan: str, given: float
+                            ) -> float | None:
+    """The share of the device's dense peak that `speed` images/s at `flops` per image reach (None: unknown)."""
+    peak = peak_tflops(device, "bf16" in plan, given)
+    return speed * flops / 1e12 / peak if peak else None
+
+
 def report(result: dict, args, device: torch.device, flops: float) -> float:
-    speed = args.steps * args.batch_size / statistics.median(result["times"])
+    speed = speed_of(result, args)
     achieved = speed * flops / 1e12
-    peak = peak_tflops(device, "bf16" in result["plan"], args.peak_tflops)
-    mfu = f"{achieved / peak:6.1%}" if peak else "   n/a"
+    utilisation = model_flops_utilisation(speed, flops, device, result["plan"], args.peak_tflops)
+    mfu = f"{utilisation:6.1%}" if utilisation is not None else "   n/a"
     spread = ", ".join(f"{args.steps * args.batch_size / t:,.0f}" for t in result["times"])
     print(f"{result['name']:<44} {speed:>10,.0f} img/s  [{spread}]  peak mem {result['memory']:>9}  "
           f"{achieved:7.3f} TFLOP/s  MFU {mfu}  ({result['plan']})")

@@ -1,5 +1,7 @@
 """The speed benchmark: FLOP counts from layer shapes, and the script running end to end on a tiny folder."""
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +67,25 @@ def test_the_ddp_benchmark_measures_one_and_two_processes(tmp_path):
     two = lines[-1].split("|")
     assert int(two[0]) == 2 and float(two[4]) > 0  # the all-reduce was timed
     assert two[5].strip() == "25.4 MB of 25.4 MB of gradients"  # 2 (N - 1) / N of G's and D's fp32 gradients
+
+
+def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, fashion_classifier):
+    """The dry run of benchmarks/gpu_check.py: every check runs and reports, the table is printed; on a GPU the
+    same script measures the figures."""
+    _, _, _, root = fashion_classifier
+    work = tmp_path / "work"
+    shutil.copytree(root / "checkpoints" / "_classifiers", work / "checkpoints" / "_classifiers")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",
+                          "--work", str(work), "--data-dir", str(root / "data")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = out.stdout[out.stdout.index("| check | figures | |"):].splitlines()
+    checks = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
+    assert checks == ["speed, batch 16, eager", "speed, batch 16, CUDA graphs", "speed, batch 32, eager",
+                      "speed, batch 32, CUDA graphs", "same losses, bf16, 8 steps of 16",
+                      "same losses, fp32, 8 steps of 16", "CLI train, Fashion-MNIST 32x32, 2 epochs", "CLI sample",
+                      "CLI evaluate --features classifier", "CLI nearest", "quality, FID after 2 epochs (seeds 0, 1)",
+                      "SIGTERM, then --resume"]
+    assert "FAILED" not in out.stdout and out.stdout.count("| ok |") == 8
+    assert "exit 143: 'stopped by SIGTERM at epoch 2" in out.stdout
+    assert re.search(r"^GPU check: \d{4}-\d\d-\d\d, CPU, torch \S+, torchvision \S+", out.stdout, re.MULTILINE)

@@ -119,7 +119,8 @@ def longest_chain(graph: dict[str, set[str]]) -> list[str]:
 
 def test_the_package_imports_only_downwards_and_has_no_cycle():
     assert violations(PACKAGE) == []
-    assert len(longest_chain(import_graph(PACKAGE))) <= 12  # 13 before the folders, with one cycle
+    # 13 before the folders, with one cycle; 12 after; 14 since the step runs through runner -> graphs -> step
+    assert len(longest_chain(import_graph(PACKAGE))) <= 14
 
 
 @pytest.mark.parametrize("module, added, expected", [

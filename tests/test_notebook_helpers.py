@@ -7,6 +7,7 @@ from PIL import Image
 
 from dcgan import train
 from dcgan.data.cache import load_image_data
+from dcgan.device import SIZED_FOR, sized_for_device
 from dcgan.models.mlp import MLPDiscriminator, MLPGenerator
 from dcgan.pictures.grids import grid_cells, grid_image
 from dcgan.pictures.notebook import ShowEpochGrids, png_of
@@ -106,3 +107,14 @@ def test_a_parameters_cell_becomes_the_config_in_one_call():
             TrainConfig.from_namespace({name: value})
     with pytest.raises(UserError, match="unknown setting\\(s\\) epoch: use the names of TrainConfig's fields"):
         TrainConfig.from_namespace(namespace, epoch=5)  # a misspelt keyword
+
+
+def test_a_notebook_left_at_0_trains_what_suits_the_device_and_says_so():
+    assert SIZED_FOR["cuda"]["image_size"] == 64 and SIZED_FOR["cpu"]["image_size"] == 32
+    assert sized_for_device(0, 0, "cuda") == ({"image_size": 64, "epochs": 25}, "training on cuda: image size 64 "
+                                              "(0: what suits a GPU), epochs 25 (0: what suits a GPU)")
+    assert sized_for_device(0, 3, "cpu") == ({"image_size": 32, "epochs": 3}, "training on cpu: image size 32 "
+                                             "(0: what suits a CPU), epochs 3")
+    settings, line = sized_for_device(96, 40, "auto")  # given values are kept on every device
+    assert settings == {"image_size": 96, "epochs": 40} and line.endswith("image size 96, epochs 40")
+    assert line.startswith("training on cuda" if torch.cuda.is_available() else "training on cpu")

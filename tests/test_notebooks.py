@@ -97,6 +97,7 @@ def test_02_train_dcgan(trained_run, folders):
     assert images_shown(trained_run) == 3 + 2  # epochs 0-2 inline, then curves and progression
     text = "".join(output.get("text", "") for cell in trained_run.cells for output in cell.get("outputs", []))
     assert f"checkpoints: {checkpoints}" in text
+    assert "training on cpu: image size 32, epochs 2\n" in text  # the size the parameters asked for, said
     saved = json.loads((checkpoints / "config.json").read_text())  # the injected parameters reached the run
     assert (saved["ngf"], saved["ndf"], saved["limit"], saved["log_every"], saved["batch_size"]) == (16, 16, 640, 5, 64)
 
@@ -107,7 +108,7 @@ def test_02_takes_every_setting_from_its_parameters_cell_in_one_call():
     path = REPO / "notebooks" / "02_train_dcgan.ipynb"
     assert set(papermill.inspect_notebook(str(path))) <= {spec.name for spec in dataclasses.fields(TrainConfig)}
     code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
-    assert "TrainConfig.from_namespace(globals())" in code and "TrainConfig(" not in code
+    assert "TrainConfig.from_namespace(globals(), **sizes)" in code and "TrainConfig(" not in code
 
 
 def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factory):

@@ -18,7 +18,7 @@ def test_auto_picks_bf16_where_it_is_fast_and_channels_last_everywhere():
     assert cpu.describe() == ("bf16 autocast" if cpu.bf16 else "fp32") + ", channels-last"
     cuda = speed_plan(TrainConfig(), torch.device("cuda"))
     assert (cuda.bf16, cuda.channels_last, cuda.fused_adam) == (True, True, True)
-    assert cuda.describe() == "bf16 autocast, channels-last, fused Adam"
+    assert cuda.describe() == "bf16 autocast, channels-last, fused Adam, CUDA graphs"
     forced = speed_plan(TrainConfig(precision="fp32", channels_last="off", compile=True), torch.device("cuda"))
     assert (forced.bf16, forced.channels_last, forced.compile) == (False, False, True)
 

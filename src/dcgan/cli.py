@@ -22,7 +22,7 @@ from .presets import PRESETS
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
 SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
-                  "data_on_device", "compile", "sync_bn")
+                  "data_on_device", "compile", "cuda_graphs", "sync_bn")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -85,7 +85,10 @@ class TrainConfig:
     data_on_device: str = setting("auto", "keep the decoded dataset on the training device: auto (when it fits: "
                                   "half the free GPU memory, a quarter of the RAM), on or off (stream it)",
                                   choices=SWITCH)
-    compile: bool = setting(False, "torch.compile G and D (slow first steps; see docs/benchmarks.md)")
+    compile: bool = setting(False, "torch.compile G and D (slow first steps; on CUDA it turns channels-last auto "
+                            "off; a compiler failure falls back to eager in one line; see docs/benchmarks.md)")
+    cuda_graphs: str = setting("auto", "capture the whole training step in CUDA graphs after a few eager steps and "
+                               "replay it: auto (on for CUDA, one process), on or off", choices=SWITCH)
     sync_bn: bool = setting(False, "under torchrun on GPUs: BatchNorm statistics over the global batch "
                             "(SyncBatchNorm) instead of each process's share")
     # outputs
@@ -140,6 +143,9 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{flag(name)} must lie in [0, 1], got {getattr(self, name)}")
         self.validate_variant()
+        for name in ("channels_last", "data_on_device", "cuda_graphs"):
+            if getattr(self, name) not in SWITCH:
+                raise UserError(f"--{flag(name)} must be auto, on or off, got {getattr(self, name)!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"unknown device '{self.device}': use auto, cpu or cuda")
         if self.run and (self.run in (".", "..") or "/" in self.run or "\\" in self.run):

@@ -5,10 +5,12 @@
     start        starting a run: the request checked, data loaded, networks and optimizers built, restored
     state        TrainState, and what a checkpoint holds of it (saved and restored)
     step         one D step and G step
+    graphs       the whole step captured in CUDA graphs and replayed
+    runner       how each step runs: eager, from graphs, compiled with a fallback
     losses       bce, lsgan, hinge, wgan-gp and the gradient penalty
     augment      DiffAugment
     ema          the moving average of G's weights
-    speed        bf16, channels-last, fused Adam, torch.compile
+    speed        bf16, channels-last, fused Adam, CUDA graphs, torch.compile: resolved per device
     distributed  torchrun and DistributedDataParallel
     signals      SIGINT / SIGTERM noted, saved at the end of the step
     divergence   non-finite losses noticed without a host sync

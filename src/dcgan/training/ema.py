@@ -24,11 +24,16 @@ def ema_decay(decay: float, updates: int) -> float:
     return min(decay, (1 + updates) / (10 + updates))
 
 
-@torch.no_grad()
 def update_ema(ema: nn.Module, generator: nn.Module, decay: float, updates: int) -> None:
     """Move the average towards G's weights after G's `updates`-th step."""
-    weight_of_average = ema_decay(decay, updates)
+    move_ema(ema, generator, 1.0 - ema_decay(decay, updates))
+
+
+@torch.no_grad()
+def move_ema(ema: nn.Module, generator: nn.Module, share: float | torch.Tensor) -> None:
+    """ema += share * (weights - ema); `share` may be a 0-d tensor on the device that is filled before each step,
+    so that a step replayed from a CUDA graph uses this step's value."""
     for average, weight in zip(ema.parameters(), generator.parameters()):
-        average.lerp_(weight, 1.0 - weight_of_average)
+        average.lerp_(weight, share)
     for saved, buffer in zip(ema.buffers(), generator.buffers()):
         saved.copy_(buffer)

@@ -29,10 +29,10 @@ from .callbacks import emit
 from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
 from .history import history_csv, history_row
+from .runner import StepRunner
 from .signals import StopSignals
 from .start import start_run
 from .state import TrainState, checkpoint_payload
-from .step import train_step
 
 
 def say(line: str) -> None:
@@ -52,6 +52,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     with joined_world(cfg.device) as (world, device):
         log = log if world.main else quiet
         state = start_run(cfg, log, world, device)
+        state.runner = StepRunner(state, log)  # eager, or from CUDA graphs once warm
         with StopSignals(keep_catching=world.distributed) as state.signals:
             emit(callbacks, "on_train_start", state)
             for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
@@ -80,7 +81,7 @@ def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
                disable=not cfg.progress or not world.main)
     labels = iter(state.labels[order.to(state.device)].split(local_batch)) if state.labels is not None else None
     for real in bar:
-        metrics = train_step(state, real, None if labels is None else next(labels))
+        metrics = state.runner(real, None if labels is None else next(labels))
         state.epoch_means.add(metrics)
         state.window_means.add(metrics)
         state.watch.observe(metrics)

@@ -120,7 +120,7 @@ def build_state(cfg: TrainConfig, paths: RunPaths, data: ImageData, world: World
         generator, discriminator = (with_sync_batchnorm(net, world, device) for net in (generator, discriminator))
     generator.to(device)
     discriminator.to(device)
-    plan = speed_plan(cfg, device)
+    plan = speed_plan(cfg, device, world.distributed)
     g_forward, d_forward = prepare_networks(plan, generator, discriminator, wrap=lambda net: world.wrap(net, device))
     fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
     data_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -135,6 +135,7 @@ def build_state(cfg: TrainConfig, paths: RunPaths, data: ImageData, world: World
                        d_forward_for_g=d_forward if not world.distributed else
                        prepare_networks(plan, discriminator)[0],
                        ema_generator=ema_copy(generator) if cfg.ema else None, world=world,
+                       ema_share=torch.zeros((), device=device) if cfg.ema else None,
                        epoch_means=RunningMeans(device), window_means=RunningMeans(device), evaluator=evaluator)
     if cfg.conditional:
         state.labels = torch.from_numpy(data.labels).to(device)

@@ -69,6 +69,8 @@ class TrainState:
     epoch_means: Any = None  # RunningMeans of the epoch in progress, and of the log window
     window_means: Any = None
     watch: Any = None  # NonFiniteWatch: the first step with a NaN or infinite metric
+    ema_share: torch.Tensor | None = None  # with --ema: this step's weight of G in the average (0-d, on the device)
+    runner: Any = None  # StepRunner (set by train): runs each step eagerly or from CUDA graphs
 
     @property
     def steps_per_epoch(self) -> int:
@@ -149,10 +151,13 @@ def restore_state(state: TrainState, payload: dict, path: Path) -> None:
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, lr: float, cfg: TrainConfig) -> None:
-    """Adam's moments from the checkpoint, with this run's learning rate and betas (which --resume may change)."""
+    """Adam's moments from the checkpoint, with this run's learning rate and betas (which --resume may change),
+    and this run's implementation (fused, capturable: a checkpoint from a GPU run resumes on the CPU)."""
+    implementation = {key: optimizer.defaults[key] for key in ("fused", "capturable", "foreach")
+                      if key in optimizer.defaults}
     optimizer.load_state_dict(saved)
     for group in optimizer.param_groups:
-        group["lr"], group["betas"] = lr, (cfg.beta1, cfg.beta2)
+        group.update(implementation, lr=lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def restore_rank_streams(state: TrainState, rng: dict) -> None:
