@@ -36,8 +36,8 @@ from dcgan.data.synthetic import shape_images  # noqa: E402
 from dcgan.device import pick_device  # noqa: E402
 from dcgan.models.flops import training_flops_per_image  # noqa: E402
 from dcgan.pictures.sampling import generate, noise_for  # noqa: E402
-from dcgan.training.speed import speed_plan  # noqa: E402
 from dcgan.training.runner import StepRunner  # noqa: E402
+from dcgan.training.speed import speed_plan  # noqa: E402
 from dcgan.training.start import start_run  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (bf16 tensor cores, TF32 tensor cores, which fp32 convolutions use by default)
