@@ -57,6 +57,7 @@ def test_compiled_networks_train_the_same_model(small_config, tmp_path):
     lines = []
     compiled = train(small_config(epochs=1, precision="fp32", compile=True, run="compiled"), log=lines.append)
     assert "compiled" in lines[1]
+    assert compiled.plan.compile and not any("torch.compile failed" in line for line in lines)  # no fallback
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(final_weights(eager), final_weights(compiled)))
     saved = load_checkpoint(tmp_path / "checkpoints" / "compiled" / "last.pt")
     assert not any(key.startswith("_orig_mod") for key in saved["generator"])  # the plain module is saved
