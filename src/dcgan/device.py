@@ -17,7 +17,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-
 # What a notebook trains when its parameters leave the size or the epochs at 0: on a GPU the CLI's defaults
 # (64x64, 25 epochs); on a CPU 32x32 and 5 epochs, which take minutes rather than hours.
 SIZED_FOR = {"cuda": {"image_size": 64, "epochs": 25}, "cpu": {"image_size": 32, "epochs": 5}}

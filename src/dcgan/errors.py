@@ -10,7 +10,7 @@ class UserError(Exception):
 
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line reports."""
-    return (str(error).splitlines() or [type(error).__name__])[0]
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class TrainingStopped(Exception):

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from .state import TrainState
+from ..errors import first_line
+from .state import TrainState, rank_streams, set_rank_streams
 from .step import begin_step, is_g_step, step_body, train_step
 
 WARMUP_G_STEPS = 3  # eager steps of each kind before capture (the count PyTorch's examples use)
@@ -46,9 +47,8 @@ def cuda_capture(body: Callable[[], torch.Tensor], generator: torch.Generator) -
 class GraphedSteps:
     """Runs each step of `state`: eagerly until warm, then replayed from its graph."""
 
-    def __init__(self, state: TrainState,
-                 capture: Callable[[Callable[[], torch.Tensor], torch.Generator], Replay] | None = None):
-        self.state, self.capture = state, capture or cuda_capture
+    def __init__(self, state: TrainState):
+        self.state = state
         self.warmup_steps = WARMUP_G_STEPS * state.cfg.n_critic  # every kind of step runs a few times
         self.eager_done = 0
         self.replayed = 0  # steps replayed from a graph
@@ -77,16 +77,15 @@ class GraphedSteps:
         """The step of this kind captured (nothing runs yet); CaptureFailed, with every random stream as it was,
         when it cannot be."""
         state = self.state
-        streams = saved_streams(state)
+        streams = rank_streams(state)
         try:
-            return self.capture(lambda: step_body(state, self.real, self.labels, g_step), state.noise_rng)
+            return cuda_capture(lambda: step_body(state, self.real, self.labels, g_step), state.noise_rng)
         except Exception as error:  # noqa: BLE001 (whatever the capture raised, the run goes on eagerly)
             if state.device.type == "cuda":  # a capture that failed at its end leaves its own stream current
                 torch.cuda.set_stream(torch.cuda.default_stream(state.device))
-            restore_streams(state, streams)
+            set_rank_streams(state, streams)
             state.discriminator.requires_grad_(True)
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise CaptureFailed(f"{type(error).__name__}: {reason}"[:200]) from None
+            raise CaptureFailed(f"{type(error).__name__}: {first_line(error)}"[:200]) from None
 
 
 def warm_up_step(state: TrainState, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -100,16 +99,3 @@ def warm_up_step(state: TrainState, real: torch.Tensor, labels: torch.Tensor | N
     main.wait_stream(side)
     return metrics
 
-
-def saved_streams(state: TrainState) -> dict:
-    streams = {"noise": state.noise_rng.get_state(), "cpu": torch.get_rng_state()}
-    if state.device.type == "cuda":
-        streams["cuda"] = torch.cuda.get_rng_state(state.device)
-    return streams
-
-
-def restore_streams(state: TrainState, streams: dict) -> None:
-    state.noise_rng.set_state(streams["noise"])
-    torch.set_rng_state(streams["cpu"])
-    if "cuda" in streams:
-        torch.cuda.set_rng_state(streams["cuda"], state.device)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import torch
 
-from .graphs import CaptureFailed, GraphedSteps, restore_streams, saved_streams
-from .state import TrainState
+from ..errors import first_line
+from .graphs import CaptureFailed, GraphedSteps
+from .state import TrainState, rank_streams, set_rank_streams
 from .step import train_step
 
 GUARDED_G_STEPS = 2  # compiled steps of each kind that run guarded (compilation happens in the first ones)
@@ -25,9 +26,9 @@ GUARDED_G_STEPS = 2  # compiled steps of each kind that run guarded (compilation
 class StepRunner:
     """`runner(real, labels)` trains one step of `state` and returns its metrics (on the device)."""
 
-    def __init__(self, state: TrainState, log: Callable[[str], None], graphed: GraphedSteps | None = None):
+    def __init__(self, state: TrainState, log: Callable[[str], None]):
         self.state, self.log = state, log
-        self.graphed = graphed if graphed is not None else GraphedSteps(state) if state.plan.cuda_graphs else None
+        self.graphed = GraphedSteps(state) if state.plan.cuda_graphs else None
         self.guard_left = GUARDED_G_STEPS * state.cfg.n_critic if state.plan.compile else 0
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,14 +51,11 @@ class StepRunner:
         saved = snapshot(self.state)
         try:
             return self.plain(real, labels)
-        except Exception as error:  # noqa: BLE001 (a compiler failure can be any exception; see below)
-            if not self.state.plan.compile:
-                raise
+        except Exception as error:  # noqa: BLE001 (a compiler failure can be any exception)
             restore(self.state, saved)
             uncompile(self.state)
-            first = (str(error).strip().splitlines() or [""])[0][:160]
-            self.log(f"torch.compile failed ({type(error).__name__}: {first}); training goes on with the plain "
-                     "networks")
+            self.log(f"torch.compile failed ({type(error).__name__}: {first_line(error)[:160]}); training goes on "
+                     "with the plain networks")
             self.guard_left = 0
             return self.plain(real, labels)
 
@@ -77,7 +75,7 @@ def snapshot(state: TrainState) -> dict:
     return {"networks": {name: {key: value.clone() for key, value in net.state_dict().items()}
                          for name, net in networks.items()},
             "optimizers": [copy.deepcopy(opt.state_dict()) for opt in (state.opt_g, state.opt_d)],
-            "streams": saved_streams(state)}
+            "streams": rank_streams(state)}
 
 
 def restore(state: TrainState, saved: dict) -> None:
@@ -88,5 +86,5 @@ def restore(state: TrainState, saved: dict) -> None:
     for optimizer, values in zip((state.opt_g, state.opt_d), saved["optimizers"]):
         optimizer.load_state_dict(values)
         optimizer.zero_grad(set_to_none=True)
-    restore_streams(state, saved["streams"])
+    set_rank_streams(state, saved["streams"])
     state.discriminator.requires_grad_(True)

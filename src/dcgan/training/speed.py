@@ -72,18 +72,17 @@ def graphs_unavailable(device: torch.device, distributed: bool) -> str:
     return ""
 
 
-def prepare_networks(plan: SpeedPlan, *networks: nn.Module, wrap=None, compile: bool | None = None) -> list:
+def prepare_networks(plan: SpeedPlan, *networks: nn.Module, wrap=None) -> list:
     """Put the networks in the plan's layout; return what the training step calls: each network, wrapped by
-    `wrap` (DDP under torchrun), compiled with --compile (or as `compile` says)."""
+    `wrap` (DDP under torchrun), compiled with --compile."""
     if plan.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: autotuned convolutions pay off
-    compile = plan.compile if compile is None else compile
     callables = []
     for network in networks:
         if plan.channels_last:
             network.to(memory_format=torch.channels_last)
         wrapped = wrap(network) if wrap else network
-        callables.append(torch.compile(wrapped) if compile else wrapped)
+        callables.append(torch.compile(wrapped) if plan.compile else wrapped)
     return callables
 
 

@@ -165,11 +165,15 @@ def restore_rank_streams(state: TrainState, rng: dict) -> None:
     else (another device or process count) a new stream that is still the same for the same checkpoint."""
     ranks = rng.get("ranks") or [rng]
     if rng.get("noise_device") == state.device.type and len(ranks) == state.world.size:
-        mine = ranks[state.world.rank]
-        state.noise_rng.set_state(mine["noise"])
-        if "torch_cpu" in mine:
-            torch.set_rng_state(mine["torch_cpu"])
-        if state.device.type == "cuda" and "torch_cuda" in mine:
-            torch.cuda.set_rng_state(mine["torch_cuda"], state.device)
+        set_rank_streams(state, ranks[state.world.rank])
     else:
         state.noise_rng.manual_seed(noise_seed(state.cfg.seed, state.world.rank) + state.step)
+
+
+def set_rank_streams(state: TrainState, streams: dict[str, torch.Tensor]) -> None:
+    """Put back this process's random streams as rank_streams gave them."""
+    state.noise_rng.set_state(streams["noise"])
+    if "torch_cpu" in streams:
+        torch.set_rng_state(streams["torch_cpu"])
+    if state.device.type == "cuda" and "torch_cuda" in streams:
+        torch.cuda.set_rng_state(streams["torch_cuda"], state.device)
