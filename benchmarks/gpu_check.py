@@ -67,12 +67,13 @@ class Sizes:
     same_steps: int = 40  # steps compared between graphed and eager runs
     epochs: int = 3  # Fashion-MNIST epochs of the CLI run and the quality runs
     limit: int = 0  # Fashion-MNIST images used (0: all 60,000)
+    sigterm_limit: int = 0  # images of the SIGTERM run: epochs long enough for the signal to land mid-epoch
     eval_n: int = 2000
     sample_n: int = 64
 
 
 QUICK = Sizes(image_size=32, width=16, batches=(16,), images=128, images_per_repeat=64, warmup=4, repeats=2,
-              same_steps=8, epochs=2, limit=512, eval_n=64, sample_n=16)
+              same_steps=8, epochs=2, limit=512, sigterm_limit=4096, eval_n=64, sample_n=16)
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,12 @@ def dcgan_command(*arguments: str, timeout: float = 600) -> subprocess.Completed
                           env=package_environment(), cwd=REPO, timeout=timeout)
 
 
-def cli_flags(setup: Setup, run: str) -> list[str]:
+def cli_flags(setup: Setup, run: str, limit: int | None = None) -> list[str]:
+    """The flags of a CLI run of the check: its folders, sizes and device; `limit` images (default: the sizes')."""
+    limit = setup.sizes.limit if limit is None else limit
     return ["--data", "fashion-mnist", "--data-dir", str(setup.data), "--image-size", str(setup.sizes.image_size),
             "--ngf", str(setup.sizes.width), "--ndf", str(setup.sizes.width),
-            "--limit", str(setup.sizes.limit), "--device", setup.device.type, "--run", run, "--samples-dir",
+            "--limit", str(limit), "--device", setup.device.type, "--run", run, "--samples-dir",
             str(setup.work / "samples"), "--checkpoints-dir", str(setup.work / "checkpoints"), "--no-progress",
             "--no-download"]
 
@@ -269,8 +272,9 @@ def quality(report: Report, setup: Setup) -> None:
 def sigterm_resume(report: Report, setup: Setup) -> None:
     """SIGTERM early in the second epoch of a CLI run (the step long since replayed from its graph), then
     --resume to the end."""
-    device, work, epochs = setup.device, setup.work, setup.sizes.epochs + 2  # the signal lands before the end
-    flags = cli_flags(setup, "sigterm") + ["--epochs", str(epochs)]
+    device, work, epochs = setup.device, setup.work, setup.sizes.epochs + 1
+    flags = cli_flags(setup, "sigterm", setup.sizes.sigterm_limit) + ["--epochs", str(epochs), "--batch-size",
+                                                                      str(setup.sizes.batches[0])]
     child = subprocess.Popen([sys.executable, "-u", "-m", "dcgan", "train", *flags, "--overwrite"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=package_environment(),
                              cwd=REPO)
