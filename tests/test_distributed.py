@@ -3,6 +3,7 @@ every rank, each rank its own share of every batch, files written once (by rank 
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def test_two_processes_train_one_model_on_their_own_shares_and_write_once(tmp_pa
     assert [row["step"] for row in history if row["kind"] == "step"] == list(range(1, 7))
     assert all(math.isfinite(row[key]) for row in history for key in ("loss_D", "loss_G", "D_x", "D_G_z"))
     assert result.stdout.count("epoch 2/2:") == 1  # one process prints
+    assert not (folder / "train.lock").exists()  # rank 0 held the run's lock for both, and released it
 
     # the same run from the command line, in two parts: resume under torchrun ends with the same weights
     part = settings(tmp_path, "split", epochs=1)
@@ -91,6 +93,17 @@ def test_a_mistake_under_torchrun_is_reported_once(tmp_path):
     assert result.stderr.count("error: --batch-size") == 1 and result.returncode != 0
     # our line comes first; torchrun then adds its own report of the processes that failed
     assert "Traceback" not in result.stderr.split("error: --batch-size")[0]
+
+
+def test_a_run_owned_by_another_process_stops_every_rank(tmp_path):
+    """Rank 0 takes the lock for all ranks; when another process holds it, both ranks stop, one line said."""
+    from dcgan.lock import RunLock
+
+    with RunLock(tmp_path / "checkpoints" / "held", "held"):
+        result = torchrun("-m", "dcgan", "--", "train", *as_flags(settings(tmp_path, "held")))
+    assert result.returncode != 0
+    assert result.stderr.count(f"error: run 'held' is being trained by process {os.getpid()}") == 1
+    assert result.stderr.count("exitcode  : 2") == 2  # both ranks stopped as on a user mistake (torchrun's report)
 
 
 def test_each_rank_takes_its_slice_of_every_global_batch():

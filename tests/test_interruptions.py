@@ -197,6 +197,16 @@ def test_non_finite_losses_stop_the_run_naming_the_step_and_keep_the_good_checkp
     assert not (tmp_path / "checkpoints" / "test" / "epoch_002.pt").exists()
 
 
+def test_divergence_before_any_checkpoint_says_so_and_points_to_a_fresh_start(small_config, tmp_path):
+    with pytest.raises(TrainingStopped) as stop:
+        train(small_config(epochs=3, log_every=2), callbacks=[AtStep(1, poison("generator"))], log=quiet)
+    message = str(stop.value)
+    assert message.startswith("losses became non-finite (NaN or infinity) at step 2: training stopped; no checkpoint "
+                              "had been written yet.")
+    assert message.endswith("then start the run again") and "--resume" not in message
+    assert not list((tmp_path / "checkpoints" / "test").glob("*.pt"))
+
+
 def test_non_finite_weights_never_replace_a_good_checkpoint(small_config, tmp_path):
     # D's weights turn NaN after the epoch's last step was measured: its metrics were finite, its weights are not
     with pytest.raises(TrainingStopped, match=r"weights became non-finite .* at step 8: .*last.pt \(step 4\), is kept"):

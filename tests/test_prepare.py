@@ -1,5 +1,7 @@
 """`dcgan prepare`: face crops from raw pictures into a training folder, with a summary and clear refusals."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,8 +36,8 @@ def test_prepare_crops_each_face_and_summarises(raw_pictures, tmp_path):
     assert (summary.images_read, summary.faces_found, summary.no_face, summary.written) == (2, 1, 1, 1)
     assert dict(summary.skipped) == {"corrupt or truncated": 1}
     written = sorted(path.relative_to(target).as_posix() for path in target.rglob("*.png"))
-    assert written == ["people/astronaut_0.png"]
-    crop = Image.open(target / "people" / "astronaut_0.png")
+    assert written == ["people/astronaut-png_0.png"]
+    crop = Image.open(target / "people" / "astronaut-png_0.png")
     assert crop.size == (96, 96) and crop.mode == "RGB"
     # the crop is the face box (177, 66, 95 px) widened by 25 % each side: 142 px from (154, 42)
     photo = Image.open(raw_pictures / "people" / "astronaut.png").convert("RGB")
@@ -87,3 +89,56 @@ def test_a_folder_without_pictures_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no pictures found"):
         prepare(str(tmp_path / "empty"), str(tmp_path / "out"), progress=False)
+
+
+def files_under(folder):
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+def test_pictures_of_the_same_name_write_separate_files(tmp_path):
+    source = tmp_path / "raw"
+    colours = {"a.png": (250, 0, 0), "a.jpg": (0, 250, 0), "x/a.png": (0, 0, 250), "y/a.png": (250, 250, 250),
+               "a.b.png": (0, 250, 250)}
+    for name, colour in colours.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), colour).save(source / name, quality=100)
+    target = tmp_path / "out"
+    summary = prepare(str(source), str(target), size=32, progress=False)
+    assert files_under(target) == ["a-jpg_0.png", "a-png_0.png", "a.b-png_0.png", "x/a-png_0.png", "y/a-png_0.png"]
+    assert summary.written == len(files_under(target)) == summary.images_read == 5
+    for name, written in [("a.png", "a-png_0.png"), ("a.jpg", "a-jpg_0.png"), ("x/a.png", "x/a-png_0.png"),
+                          ("y/a.png", "y/a-png_0.png"), ("a.b.png", "a.b-png_0.png")]:
+        pixel = np.asarray(Image.open(target / written))[16, 16]
+        assert np.abs(pixel.astype(int) - colours[name]).max() <= 3, (name, pixel)  # its own picture, not another's
+
+
+def test_the_command_reports_as_many_images_as_it_wrote(tmp_path, capsys):
+    source = tmp_path / "raw"
+    source.mkdir()
+    for name in ("cat.png", "cat.jpg", "cat.webp"):
+        Image.new("RGB", (40, 30), (20, 40, 60)).save(source / name)
+    assert main(["prepare", str(source), str(tmp_path / "out"), "--size", "32", "--no-progress"]) == 0
+    assert "images written: 3" in capsys.readouterr().out and len(files_under(tmp_path / "out")) == 3
+
+
+def test_elongated_pictures_are_skipped_with_their_reason(tmp_path):
+    source = tmp_path / "raw"
+    source.mkdir()
+    Image.new("RGB", (40, 30), (20, 40, 60)).save(source / "photo.png")
+    Image.new("L", (1, 30_000), 255).save(source / "strip.png")
+    summary = prepare(str(source), str(tmp_path / "out"), size=32, progress=False)
+    assert dict(summary.skipped) == {"aspect ratio over 8:1": 1} and summary.written == 1
+    assert "files skipped: 1 aspect ratio over 8:1" in summary.lines()
+
+
+def test_a_picture_named_in_latin_1_is_cropped_under_the_same_bytes(tmp_path):
+    source = tmp_path / "raw"
+    source.mkdir()
+    try:
+        with open(os.path.join(os.fsencode(str(source)), b"caf\xe9.png"), "wb") as handle:
+            Image.new("RGB", (40, 30), (20, 40, 60)).save(handle, format="PNG")
+    except OSError as error:
+        pytest.skip(f"this file system refuses names that are not UTF-8 ({error})")
+    target = tmp_path / "out"
+    summary = prepare(str(source), str(target), size=32, progress=False)
+    assert summary.written == 1 and os.listdir(os.fsencode(str(target))) == [b"caf\xe9-png_0.png"]

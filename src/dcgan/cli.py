@@ -16,13 +16,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .checks import check_folder, check_number, check_run_name
 from .config import TrainConfig, flag, preset_settings
-from .errors import TrainingStopped, UserError
+from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
 
 # Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
 SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
                   "data_on_device", "compile", "cuda_graphs", "sync_bn")
+
+SEED = (0, 2**32 - 1)
+# (lowest, highest) of the other commands' number flags; None: no upper bound (train's are TrainConfig's LIMITS)
+COMMAND_LIMITS = {
+    "sample": {"n": (1, 10_000), "nrow": (0, 10_000), "seed": SEED},
+    "evaluate": {"n": (2, 1_000_000), "face_n": (1, 100_000), "seed": SEED},
+    "nearest": {"n": (2, 100_000), "show": (1, 64), "seed": SEED},
+    "prepare": {"min_face": (1, None), "workers": (0, 1024)},
+}
+# What to lower when a command runs out of memory
+MEMORY_ADVICE = {
+    "train": "lower --batch-size, --ngf / --ndf or --image-size (checkpoints already written are intact)",
+    "sample": "lower --n", "evaluate": "lower --n", "nearest": "lower --n", "prepare": "lower --workers",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -135,11 +150,24 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default="", help="folder of datasets (default: the run's, else data/)")
+    parser.add_argument("--data-dir", default="", help="folder of datasets (default: data/; a checkpoint never "
+                        "chooses a folder)")
     parser.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="show progress bars (default: on)")
+
+
+def check_command_flags(args: argparse.Namespace) -> None:
+    """The number, run-name and path flags of every command but train (whose flags TrainConfig checks)."""
+    for name, (low, high) in COMMAND_LIMITS.get(args.command, {}).items():
+        check_number(name, getattr(args, name), low, high, flag=f"--{flag(name)}")
+    if getattr(args, "run", ""):
+        check_run_name(args.run)
+    for name in ("checkpoints_dir", "samples_dir", "data_dir"):
+        check_folder(f"--{flag(name)}", getattr(args, name, ""))
+    if getattr(args, "out", "") and Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -245,8 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command != "train":
+            check_command_flags(args)
         {"train": run_train, "sample": run_sample, "evaluate": run_evaluate, "nearest": run_nearest,
          "prepare": run_prepare}[args.command](args)
+    except BrokenPipeError:  # stdout closed (`... | head`): end quietly
+        from .training.signals import silence_stdout
+
+        silence_stdout()
+        return 141
+    except (MemoryError, RuntimeError) as error:  # the one place where running out of memory becomes a line
+        if args.debug or not out_of_memory(error):
+            raise
+        print(f"error: out of memory in {args.command} ({first_line(error)[:160]}): {MEMORY_ADVICE[args.command]}",
+              file=sys.stderr)
+        return 2
     except UserError as error:
         if args.debug:
             raise

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UserError
+from .checks import check_number, check_run_name
+from .errors import SettingError, UserError
 from .presets import PRESETS
 
 IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
@@ -25,6 +26,17 @@ SWITCH = ("auto", "on", "off")  # settings that default to what the device favou
 ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden", "loss", "conditional",
                        "classes", "spectral_norm")
 FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever the run has"
+# Where the machine that saved a run kept things: never taken from a checkpoint, always from this invocation.
+PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "inception_weights", "checkpoint")
+# (lowest, highest) of every number setting; None: no upper bound. Beyond these a run cannot work or cannot fit.
+LIMITS = {
+    "image_size": (1, 1024), "limit": (0, None), "nz": (1, 4096), "ngf": (1, 1024), "ndf": (1, 1024),
+    "hidden": (1, 16384), "classes": (0, 10_000), "gp_weight": (0, 1e6), "n_critic": (0, 100), "ema": (0, 1),
+    "epochs": (1, 1_000_000), "batch_size": (1, 65_536), "lr": (0, None), "lr_g": (0, None), "lr_d": (0, None),
+    "real_label": (0, 1), "fake_label": (0, 1), "seed": (0, 2**32 - 1),
+    "keep_last": (0, None), "log_every": (1, None), "checkpoint_every_steps": (0, None), "eval_every": (0, None),
+    "eval_n": (0, 1_000_000),
+}
 
 
 def setting(default: Any, help: str, **cli: Any) -> Any:
@@ -112,63 +124,56 @@ class TrainConfig:
     progress: bool = setting(True, "show progress bars")
 
     def validate(self) -> TrainConfig:
-        """Raise UserError naming the first setting that cannot work; return self."""
-        if self.arch not in ARCHITECTURES:
-            raise UserError(f"unknown architecture '{self.arch}': use {' or '.join(ARCHITECTURES)}")
-        if self.arch != "mlp" and self.image_size not in IMAGE_SIZES:
-            raise UserError(f"unsupported image size {self.image_size}: use one of "
-                            f"{', '.join(map(str, IMAGE_SIZES))} (or --arch mlp for other sizes)")
-        if self.arch == "mlp" and self.image_size not in MLP_SIZES:
-            raise UserError(f"unsupported image size {self.image_size} for --arch mlp: use 8 to 128")
-        if self.channels not in (0, 1, 3):
-            raise UserError(f"unsupported channel count {self.channels}: use 1 (grayscale), 3 (RGB) "
-                            "or 0 to follow the data")
-        positive = ("nz", "ngf", "ndf", "hidden", "epochs", "batch_size", "log_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UserError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}")
-        if self.eval_every and self.eval_n < 2:
-            raise UserError(f"--eval-n must be at least 2, got {self.eval_n}")
-        for name in ("limit", "keep_last", "eval_every", "checkpoint_every_steps", "lr_g", "lr_d", "n_critic",
-                     "gp_weight", "classes"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        """Raise a SettingError naming the first setting that cannot work; return self. The flags, the notebooks'
+        parameters and every checkpoint's saved config all pass through here."""
+        for spec in dataclasses.fields(self):  # types first: a checkpoint's values come unchecked
+            setattr(self, spec.name, typed_setting(spec.name, getattr(self, spec.name), spec.default))
+        for name, (low, high) in LIMITS.items():
+            check_number(name, getattr(self, name), low, high)
         if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+            raise SettingError("lr", f"--lr must be positive, got {self.lr}")
+        if self.eval_every:
+            check_number("eval_n", self.eval_n, 2, LIMITS["eval_n"][1])
+        if not self.data.strip():
+            raise SettingError("data", "--data is empty: name a dataset (fashion-mnist, mnist, celeba, anime, "
+                               "synthetic) or a folder of images")
+        if self.run:
+            check_run_name(self.run)
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise SettingError(name, f"unknown {flag(name)} '{getattr(self, name)}': use "
+                                   f"{', '.join(choices)}")
+        if self.arch != "mlp" and self.image_size not in IMAGE_SIZES:
+            raise SettingError("image_size", f"unsupported image size {self.image_size}: use one of "
+                               f"{', '.join(map(str, IMAGE_SIZES))} (or --arch mlp for other sizes)")
+        if self.arch == "mlp" and self.image_size not in MLP_SIZES:
+            raise SettingError("image_size", f"unsupported image size {self.image_size} for --arch mlp: use 8 "
+                               "to 128")
+        if self.channels not in (0, 1, 3):
+            raise SettingError("channels", f"unsupported channel count {self.channels}: use 1 (grayscale), 3 "
+                               "(RGB) or 0 to follow the data")
         for name in ("beta1", "beta2"):
             if not (0.0 <= getattr(self, name) <= 1.0 or getattr(self, name) == -1):
-                raise UserError(f"--{flag(name)} must lie in [0, 1] (or be -1 for the loss's default), "
-                                f"got {getattr(self, name)}")
-        for name in ("real_label", "fake_label"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UserError(f"--{flag(name)} must lie in [0, 1], got {getattr(self, name)}")
+                raise SettingError(name, f"--{flag(name)} must lie in [0, 1] (or be -1 for the loss's default), "
+                                   f"got {getattr(self, name)}")
         self.validate_variant()
-        for name in ("channels_last", "data_on_device", "cuda_graphs"):
-            if getattr(self, name) not in SWITCH:
-                raise UserError(f"--{flag(name)} must be auto, on or off, got {getattr(self, name)!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"unknown device '{self.device}': use auto, cpu or cuda")
-        if self.run and (self.run in (".", "..") or "/" in self.run or "\\" in self.run):
-            raise UserError(f"run name '{self.run}' is not a plain folder name: use letters, digits, - and _")
         return self
 
     def validate_variant(self) -> None:
         """The loss, conditioning and stabiliser settings: known values, and combinations that make sense."""
-        if self.loss not in LOSSES:
-            raise UserError(f"unknown loss '{self.loss}': use {', '.join(LOSSES)}")
         if self.loss in ("hinge", "wgan-gp") and (self.real_label, self.fake_label) != (1.0, 0.0):
-            raise UserError(f"--real-label / --fake-label are targets of the bce and lsgan losses; --loss "
-                            f"{self.loss} has none: drop them")
+            raise SettingError("real_label", f"--real-label / --fake-label are targets of the bce and lsgan "
+                               f"losses; --loss {self.loss} has none: drop them")
         if self.gp_weight != 10.0 and self.loss != "wgan-gp":
-            raise UserError("--gp-weight applies to --loss wgan-gp only: drop it or use that loss")
+            raise SettingError("gp_weight", "--gp-weight applies to --loss wgan-gp only: drop it or use that loss")
         if not 0.0 <= self.ema < 1.0:
-            raise UserError(f"--ema must lie in [0, 1) (e.g. 0.999; 0 = off), got {self.ema}")
+            raise SettingError("ema", f"--ema must lie in [0, 1) (e.g. 0.999; 0 = off), got {self.ema}")
         unknown = [name for name in self.augmentations() if name not in AUGMENTATIONS]
         if unknown:
-            raise UserError(f"unknown --diffaugment policy '{unknown[0]}': use a comma-separated list of "
-                            f"{', '.join(AUGMENTATIONS)}")
+            raise SettingError("diffaugment", f"unknown --diffaugment policy '{unknown[0]}': use a comma-separated "
+                               f"list of {', '.join(AUGMENTATIONS)}")
         if self.classes and not self.conditional:
-            raise UserError("--classes applies to --conditional runs only: drop it or add --conditional")
+            raise SettingError("classes", "--classes applies to --conditional runs only: drop it or add --conditional")
 
     def augmentations(self) -> list[str]:
         """The DiffAugment policies, in the order given: "translation,color" -> ["translation", "color"]."""
@@ -204,15 +209,9 @@ class TrainConfig:
         values = {**{name: namespace[name] for name in defaults if name in namespace}, **settings}
         return cls(**{name: typed_setting(name, value, defaults[name]) for name, value in values.items()})
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from saved values; unknown keys are refused, missing ones take defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown setting(s) {', '.join(unknown)}: this run was saved by a newer "
-                            "dcgan; update the package")
-        return cls(**values)
+
+CHOICES = {spec.name: spec.metadata["choices"] for spec in dataclasses.fields(TrainConfig)
+           if "choices" in spec.metadata}  # settings that take one of a few words
 
 
 def preset_settings(name: str) -> dict[str, Any]:
@@ -223,15 +222,16 @@ def preset_settings(name: str) -> dict[str, Any]:
 
 
 def typed_setting(name: str, value: Any, default: Any) -> Any:
-    """`value` as the type of the setting's default (whole numbers are taken for a float); a UserError otherwise."""
+    """`value` as the type of the setting's default (whole numbers are taken for a float); a SettingError
+    otherwise."""
     kind = type(default)
     wanted = {bool: (bool, "True or False"), int: (numbers.Integral, "a whole number"),
               float: (numbers.Real, "a number"), str: (str, "a string")}
     accepted, description = wanted[kind]
     if isinstance(value, accepted) and (kind is bool or not isinstance(value, bool)):
         return kind(value)
-    raise UserError(f"{name} = {value!r} is not {description} (e.g. {name} = {default!r}): change it in the "
-                    "parameters")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise SettingError(name, f"{name} = {shown} is not {description} (e.g. {name} = {default!r})")
 
 
 def flag(name: str) -> str:

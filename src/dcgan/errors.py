@@ -8,6 +8,14 @@ class UserError(Exception):
     """
 
 
+class SettingError(UserError):
+    """A setting (a flag, a notebook parameter, a field of a saved config) holds a value that cannot work."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting  # the config field's name, e.g. "nz"
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line reports."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -22,3 +30,11 @@ class TrainingStopped(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether an error is the device or the host running out of memory (CUDA, the CPU allocator, Python)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error).lower()
+    return any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory"))

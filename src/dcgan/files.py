@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -27,10 +28,36 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         write_then_rename(path, data)
     except OSError as error:
         raise WriteError(f"cannot write {path} ({error.strerror or first_line(error)}): the file there before is "
-                         f"left intact; free some disk space or make {path.parent} writable") from None
+                         f"left intact; {what_to_do(error, path)}") from None
+
+
+def make_folder(folder: Path) -> None:
+    """Create `folder` and its parents when missing; a WriteError saying what is wrong with the path."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(f"cannot create the folder {folder} ({error.strerror or first_line(error)}): "
+                         f"{what_to_do(error, Path(folder) / 'x')}") from None
+
+
+def what_to_do(error: OSError, path: Path) -> str:
+    """Advice that fits why writing `path` failed."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some disk space"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"make {path.parent} writable, or write elsewhere"
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"a part of {path.parent} is a file, not a folder: choose another folder"
+    if error.errno == errno.EISDIR:
+        return f"{path} is a folder: name a file instead"
+    if error.errno == errno.ENAMETOOLONG:
+        return "a name in the path is too long: choose a shorter one"
+    return "check the path and the disk"
 
 
 def write_then_rename(path: Path, data: bytes) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
@@ -83,3 +110,16 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this PID runs on this machine (a signal-0 probe; one we may not signal counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True

@@ -9,6 +9,6 @@
     faces       face detectors (anime, human)
     prepare     `dcgan prepare`: training folders of faces cropped out of raw pictures
 
-May import: the shared top-level modules (config, errors, files, paths, device). Nothing of models, pictures,
-metrics or training.
+May import: the shared top-level modules (config, checks, errors, files, lock, paths, device). Nothing of
+models, pictures, metrics or training.
 """

@@ -5,6 +5,10 @@ Files in the cache folder (data/.cache/ by default), for a key like `fashion-mni
     <key>.labels.npy   int64 labels, for labelled sources
     <key>.json         count, shape, source, skipped files and the CRC-32 of the two files above; written last,
                        so it marks a complete cache
+    <key>.u8.<host>.<pid>.partial
+                       the images while a build runs; renamed to <key>.u8 when complete, deleted when the build
+                       fails or is interrupted, and, left by a killed build, deleted by the next load on that host
+                       once its process has ended
 Later runs check the sizes and checksums, then memory-map the images instead of decoding again; a cache that
 fails a check (a flipped byte, a garbled description, one from before checksums) is rebuilt.
 """
@@ -15,6 +19,8 @@ import dataclasses
 import io
 import json
 import os
+import re
+import socket
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError, first_line
-from ..files import atomic_write_bytes, atomic_write_text
-from .decode import write_decoded
+from ..files import atomic_write_bytes, atomic_write_text, process_alive
+from .decode import printable, write_decoded
 from .sources import resolve_source
 from .transforms import to_signed
 
@@ -140,8 +146,8 @@ def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     try:
         return write_cache(source, size, channels, cache_dir, key, progress)
     except OSError as error:  # read-only folder, disk full, ...
-        raise UserError(f"cannot write the image cache in {cache_dir} ({first_line(error)}): free some space or "
-                        "pass --data-dir a writable folder") from None
+        raise UserError(f"cannot write the image cache in {printable(cache_dir)} ({first_line(error)}): "
+                        "free some space or pass --data-dir a writable folder") from None
 
 
 def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
@@ -149,18 +155,20 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta_file.unlink(missing_ok=True)  # the cache is incomplete until the description is written again
     total = source.count()
-    partial_file = images_file.with_suffix(f".u8.{os.getpid()}.partial")
+    partial_file = images_file.with_suffix(f".u8.{host_tag()}.{os.getpid()}.partial")
+    arrays = source.arrays(size, channels)
     try:
         with open(partial_file, "wb") as out:
-            stream = tqdm(source.arrays(size, channels), total=total, disable=not progress,
+            stream = tqdm(arrays, total=total, disable=not progress,
                           desc=f"decoding {source.description} to {size}x{size}", unit="img")
             checksummed = CrcWriter(out)  # the checksum is taken on the way out: no second pass over the file
             written, skipped = write_decoded(stream, checksummed)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial_file, images_file)
-    finally:
-        partial_file.unlink(missing_ok=True)
+    finally:  # also on KeyboardInterrupt, SystemExit and whatever a signal handler raises
+        remove_quietly(partial_file)
+        close_generator(arrays)  # stops decoding workers now, not when garbage collected
     if written == 0:
         reasons = ", ".join(f"{count} {why}" for why, count in skipped.most_common())
         raise UserError(f"none of the {total:,} image files in {source.description} could be decoded "
@@ -175,6 +183,47 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
             "skipped": dict(skipped), "files_seen": total, "classes": list(source.classes), "crc32": crc}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))
     return load_cached(cache_dir, key, verify=False)  # just written and checksummed: not read again
+
+
+PARTIAL_NAME = re.compile(r"\.u8\.(?:(?P<host>[A-Za-z0-9-]+)\.)?(?P<pid>\d+)\.partial$")
+
+
+def host_tag() -> str:
+    """This machine's name as it appears in partial files: letters, digits and dashes."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname()) or "host"
+
+
+def remove_dead_partials(cache_dir: Path) -> list[Path]:
+    """Delete the partial images files that builds killed on this machine left: those whose process has ended.
+
+    Partials of a live process (a build running beside this one) and of other machines sharing the folder are
+    kept; a name without a host counts as this machine's."""
+    if not cache_dir.is_dir():
+        return []
+    removed = []
+    for path in sorted(cache_dir.glob("*.partial")):
+        match = PARTIAL_NAME.search(path.name)
+        if match is None or match["host"] not in (None, host_tag()) or process_alive(int(match["pid"])):
+            continue
+        if remove_quietly(path):
+            removed.append(path)
+    return removed
+
+
+def remove_quietly(path: Path) -> bool:
+    """Delete `path` if it is there; whether it is gone now (a read-only folder keeps it)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
+
+
+def close_generator(iterator) -> None:
+    """Close a generator (its `finally` blocks run: worker pools end); other iterators are left as they are."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -193,4 +242,5 @@ def load_image_data(data: str, image_size: int, channels: int, data_dir: Path, d
     channels = channels or source.native_channels()
     key = f"{source.cache_stem}-{image_size}px-{channels}ch"
     cache_dir = data_dir / ".cache"
+    remove_dead_partials(cache_dir)
     return load_cached(cache_dir, key) or build_cache(source, image_size, channels, cache_dir, key, progress)

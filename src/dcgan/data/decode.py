@@ -9,6 +9,10 @@ A file is skipped for one of these reasons, counted in the summary line:
     not an image                          no image format recognises it (a text file named .jpg)
     corrupt or truncated                  recognised, but fails to decode (a cut-off download)
     too many pixels (decompression bomb)  declares more than Image.MAX_IMAGE_PIXELS pixels
+    aspect ratio over 8:1                 one side over MAX_ASPECT times the other: a 1 x 300,000 strip is a few
+                                          hundred bytes under the pixel limit, and its centre square shows little
+Paths are str as os.walk gives them: a name that is not valid UTF-8 (a Latin-1 `café.png`) holds surrogate
+escapes, which os.fsencode turns back into the bytes on disk and `printable` into a name safe to print.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .transforms import image_to_array
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 PARALLEL_FROM = 256  # below this many files, decoding in-process beats starting workers
+MAX_ASPECT = 8  # long side / short side beyond which an image is skipped
+TOO_ELONGATED = f"aspect ratio over {MAX_ASPECT}:1"
 
 
 class NotRegularFile(OSError):
@@ -66,6 +72,8 @@ def read_image(path: str, draft_size: int = 0) -> tuple[Image.Image | None, str 
             if os.fstat(handle.fileno()).st_size == 0:
                 return None, "empty file"
             with Image.open(handle) as image:
+                if too_elongated(*image.size):  # read from the header: nothing decoded yet
+                    return None, TOO_ELONGATED
                 if draft_size:
                     image.draft(image.mode, (draft_size, draft_size))  # JPEG: decode at the smallest scale >= it
                 image.load()
@@ -82,13 +90,24 @@ def read_image(path: str, draft_size: int = 0) -> tuple[Image.Image | None, str 
         return None, "corrupt or truncated"
 
 
+def too_elongated(width: int, height: int) -> bool:
+    """Whether one side is more than MAX_ASPECT times the other (a side of 0 counts as endlessly elongated)."""
+    return max(width, height) > MAX_ASPECT * min(width, height)
+
+
+def printable(path) -> str:
+    """A path as text that prints and encodes as UTF-8 anywhere: bytes that are not UTF-8 appear as \\xe9."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def image_mode(path: str) -> str | None:
-    """The mode an image file declares in its header (nothing decoded), or None when it cannot be opened."""
+    """The mode an image file declares in its header (nothing decoded), or None when it cannot be opened or is
+    too elongated (skipped when decoding, so no say in the folder's channels)."""
     try:
         with open_regular(path) as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # counted when decoding
             with Image.open(handle) as image:
-                return image.mode
+                return None if too_elongated(*image.size) else image.mode
     except Exception:
         return None
 

@@ -1,8 +1,10 @@
 """`python -m dcgan prepare SRC DST --crop-faces anime|human --size 96`: turn raw pictures into a training folder.
 
-With --crop-faces, every face found is cropped as a square with a margin around it (kept inside the picture),
-resized to --size and written as DST/<path under SRC>_<k>.png. Without it, each picture is centre-cropped
-and resized. Unreadable files are skipped and counted; a summary says what happened.
+With --crop-faces, every face found is cropped as a square with a margin around it (kept inside the picture);
+without it, each picture is centre-cropped. Each crop is resized to --size and written as
+DST/<path under SRC>_<k>.png, the picture's extension joined to its name by a dash (people/ann.jpg ->
+people/ann-jpg_0.png), so that ann.jpg and ann.png never write the same file. Files that cannot be used are
+skipped and counted by reason, as when training (see decode); a summary says what happened.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..files import atomic_write_bytes, png_bytes
-from .decode import default_workers, parallel_map, read_image
+from .decode import default_workers, parallel_map, printable, read_image
 from .faces import PACKAGES, Box, face_detector
 from .sources import list_image_files
 from .transforms import fit_square, to_channels
@@ -29,7 +31,7 @@ class PrepareSummary:
     faces_found: int = 0  # faces the detector reported (with --crop-faces)
     too_small: int = 0  # faces skipped as smaller than --min-face
     no_face: int = 0  # pictures in which no face was found
-    written: int = 0  # crops written to DST
+    written: int = 0  # files written to DST, each under its own name
     skipped: Counter = field(default_factory=Counter)  # unreadable files by reason
 
     def lines(self) -> list[str]:
@@ -69,15 +71,24 @@ def crops_of(path: str, crop_faces: str, size: int, margin: float, min_face: int
     return crops, len(boxes), len(boxes) - len(kept), None
 
 
+def output_stem(path: Path, src: Path) -> Path:
+    """Where the crops of a picture go, less the `_<k>.png`: its path under SRC with the extension joined by a dash
+    (x/a.jpg -> x/a-jpg). Extensions hold no dash, so different pictures never share a stem."""
+    relative = path.relative_to(src)
+    name, _, extension = relative.name.rpartition(".")
+    return relative.with_name(f"{name}-{extension}")
+
+
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
     if not src.is_dir():
-        raise UserError(f"{src} is not a folder: give the folder of raw pictures as SRC")
+        raise UserError(f"{printable(src)} is not a folder: give the folder of raw pictures as SRC")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise UserError(f"DST {dst} lies inside SRC {src}: write the training folder somewhere else")
+        raise UserError(f"DST {printable(dst)} lies inside SRC {printable(src)}: write the training folder "
+                        "somewhere else")
     if dst.is_file():
-        raise UserError(f"DST {dst} is a file: give a folder to write the images into")
+        raise UserError(f"DST {printable(dst)} is a file: give a folder to write the images into")
     if dst.is_dir() and any(dst.iterdir()) and not overwrite:
-        raise UserError(f"DST {dst} is not empty: choose a new folder or pass --overwrite "
+        raise UserError(f"DST {printable(dst)} is not empty: choose a new folder or pass --overwrite "
                         "(files of the same name are replaced, others kept)")
 
 
@@ -96,7 +107,7 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         face_detector(crop_faces)  # a missing package fails here, before any work
     files = list_image_files(source)
     if not files:
-        raise UserError(f"no pictures found under {source}")
+        raise UserError(f"no pictures found under {printable(source)}")
     summary = PrepareSummary()
     job = partial(crops_of, crop_faces=crop_faces, size=size, margin=margin, min_face=min_face)
     for path, (crops, found, too_small, reason) in zip(files, tqdm(
@@ -109,7 +120,7 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         summary.faces_found += found
         summary.too_small += too_small
         summary.no_face += bool(crop_faces) and found == 0
-        stem = target / path.relative_to(source).with_suffix("")
+        stem = target / output_stem(path, source)
         for index, data in enumerate(crops):
             atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
             summary.written += 1

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import UserError, first_line
 from ..paths import repo_root
-from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers, image_mode
+from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers, image_mode, printable
 from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 
@@ -28,7 +28,8 @@ SYNTHETIC_COUNT = 2048
 
 
 def short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    """Ten hex digits of the SHA-1 of `text` as the file system spells it (names that are not UTF-8 included)."""
+    return hashlib.sha1(os.fsencode(text)).hexdigest()[:10]
 
 
 class IdxSource:
@@ -83,11 +84,11 @@ class FolderSource:
 
     def __init__(self, root: Path):
         self.root = root.resolve()
-        self.description, self.classes = str(self.root), ()
+        self.description, self.classes = printable(self.root), ()
         self.files = list_image_files(self.root)
         if not self.files:
-            raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {self.root}: point --data "
-                            "at the folder that holds them")
+            raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {self.description}: "
+                            "point --data at the folder that holds them")
         listing = "\n".join(f"{path}\t{file_signature(path)}" for path in self.files)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.root.name).strip("-").lower() or "folder"
         self.cache_stem = f"{slug}-{short_hash(str(self.root) + chr(10) + listing)}"
@@ -133,14 +134,14 @@ def read_idx(path: Path) -> np.ndarray:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as error:
-        raise UserError(f"cannot read {path} ({error}): delete it so it is fetched again") from None
+        raise UserError(f"cannot read {printable(path)} ({error}): delete it so it is fetched again") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
-        raise UserError(f"{path} is not an IDX file of unsigned bytes: replace it with the original file")
+        raise UserError(f"{printable(path)} is not an IDX file of unsigned bytes: replace it with the original file")
     ndim = data[3]
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if values.size != int(np.prod(dims)):
-        raise UserError(f"{path} is truncated ({values.size} of {int(np.prod(dims))} values): replace it")
+        raise UserError(f"{printable(path)} is truncated ({values.size} of {int(np.prod(dims))} values): replace it")
     return values.reshape(dims)
 
 
@@ -180,8 +181,9 @@ def labelled_source(name: str, data_dir: Path, download: bool, split: str) -> Id
         found = find_idx_files(folders, split)
     if found is None:
         debian = f"`apt-get install dataset-{name}` (Debian/Ubuntu) or " if name == "fashion-mnist" else ""
-        raise UserError(f"{title} not found in {folders[0]}, {folders[1]} or {folders[2]} and not downloadable: "
-                        f"{debian}copy the four *-idx?-ubyte.gz files into {folders[0]}")
+        first, second, third = (printable(folder) for folder in folders)
+        raise UserError(f"{title} not found in {first}, {second} or {third} and not downloadable: "
+                        f"{debian}copy the four *-idx?-ubyte.gz files into {first}")
     return IdxSource(f"{title} ({split})", *found, CLASS_NAMES[name])
 
 
@@ -204,17 +206,17 @@ def resolve_source(data: str, data_dir: Path, download: bool = True, split: str 
         for folder in folders:
             if (data_dir / folder).is_dir():
                 return FolderSource(data_dir / folder)
-        raise UserError(f"{data} not found in {data_dir}: {how}")
+        raise UserError(f"{data} not found in {printable(data_dir)}: {how}")
     path = Path(data).expanduser()
     candidates = [path] if path.is_absolute() else [Path.cwd() / path, repo_root() / path]
     for candidate in candidates:
         if candidate.is_dir():
             return FolderSource(candidate)
         if candidate.exists():
-            raise UserError(f"--data {data} is a file: give a folder of images (searched recursively) "
+            raise UserError(f"--data {printable(data)} is a file: give a folder of images (searched recursively) "
                             f"or one of {', '.join(DATASET_NAMES)}")
     if re.fullmatch(r"[A-Za-z0-9_-]+", data):
         raise UserError(f"unknown dataset '{data}': use one of {', '.join(DATASET_NAMES)} "
                         "or a path to a folder of images")
-    raise UserError(f"image folder {data} not found: check the path (relative paths start from the "
+    raise UserError(f"image folder {printable(data)} not found: check the path (relative paths start from the "
                     "working directory or the repo)")

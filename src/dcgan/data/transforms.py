@@ -43,14 +43,14 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
 
 
 def fit_square(image: Image.Image, size: int) -> Image.Image:
-    """Resize so the shorter side is `size` (antialiased), then crop the centre square."""
+    """The centre square, resized to size x size (antialiased).
+
+    Only the square is resampled (Pillow's `box`), straight to the output size: however elongated the picture,
+    nothing larger than the square or the output is built."""
     width, height = image.size
-    scale = size / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
 
 
 def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:

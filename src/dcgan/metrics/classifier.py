@@ -102,6 +102,9 @@ def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Pa
             saved = torch.load(path, map_location="cpu", weights_only=True)
             model = FeatureClassifier(len(CLASS_NAMES[dataset]))
             model.load_state_dict(saved["model"])
+            if not all(torch.isfinite(value).all() for value in model.state_dict().values()
+                       if value.is_floating_point()):
+                raise ValueError("its weights are not all finite")
             return model.to(device).eval(), float(saved["accuracy"])
         except Exception as error:
             log(f"retraining the {dataset} classifier: {path} is unreadable ({first_line(error)})")

@@ -7,7 +7,8 @@
     build        (G, D) for a TrainConfig: architecture, conditioning, spectral norm
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
+    contents     what a loaded checkpoint must hold: its config checked like the flags, bookkeeping, finite weights
 
-May import: the shared top-level modules (config, errors, files, paths, device). Nothing of data, pictures,
-metrics or training.
+May import: the shared top-level modules (config, checks, errors, files, lock, paths, device). Nothing of
+data, pictures, metrics or training.
 """

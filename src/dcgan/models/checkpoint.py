@@ -17,6 +17,7 @@ from ..errors import UserError, first_line
 from ..files import atomic_write_bytes
 from ..paths import RunPaths
 from .build import build_networks
+from .contents import check_contents, checked_config
 
 FORMAT_VERSION = 2  # 2: adds epoch_step and the running means of an unfinished epoch (mid-epoch resume)
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
@@ -55,16 +56,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                         "delete it and use an earlier epoch_NNN.pt") from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise UserError(f"{path} is not a dcgan checkpoint (keys missing): pass a file written by dcgan train")
-    if not isinstance(payload["format_version"], int) or payload["format_version"] > FORMAT_VERSION:
-        raise UserError(f"checkpoint {path} has format {payload['format_version']!r}, newer than this dcgan "
-                        f"understands ({FORMAT_VERSION}): update the package")
+    version = payload["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UserError(f"checkpoint {path}: format_version is {version!r}, not a format of dcgan: use a "
+                        "checkpoint written by dcgan train")
+    if version > FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} has format {version}, newer than this dcgan understands "
+                        f"({FORMAT_VERSION}): update the package")
+    check_contents(payload, path)
     return payload
 
 
 def saved_config(payload: dict[str, Any], path: Path) -> TrainConfig:
-    if not isinstance(payload["config"], dict):
-        raise UserError(f"checkpoint {path} holds no readable config: pass a file written by dcgan train")
-    return TrainConfig.from_dict(payload["config"])
+    """The config a loaded checkpoint was trained with, checked like the flags, without the saving machine's
+    folders."""
+    return checked_config(payload, path)
 
 
 def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> None:

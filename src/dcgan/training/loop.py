@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..checks import check_places
 from ..config import TrainConfig
 from ..data.batches import epoch_plan
 from ..errors import TrainingStopped
@@ -30,8 +31,8 @@ from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
 from .history import history_csv, history_row
 from .runner import StepRunner
-from .signals import StopSignals
-from .start import start_run
+from .signals import StopSignals, signals_raise
+from .start import owning_run, start_run
 from .state import TrainState, checkpoint_payload
 
 
@@ -48,23 +49,35 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     """Train (or with cfg.resume, continue) a run; returns the final state. Under torchrun, each process runs
     this with its share of every batch."""
     cfg.validate()
+    check_places(cfg)
     callbacks = list(callbacks)
     with joined_world(cfg.device) as (world, device):
-        log = log if world.main else quiet
-        state = start_run(cfg, log, world, device)
-        state.runner = StepRunner(state, log)  # eager, or from CUDA graphs once warm
-        with StopSignals(keep_catching=world.distributed) as state.signals:
-            emit(callbacks, "on_train_start", state)
-            for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
-                train_epoch(state, epoch, callbacks)
-                end_epoch(state, log)
-                emit(callbacks, "on_epoch_end", state)
-                check_health(state)  # a signal that came while the epoch's files were written
-            emit(callbacks, "on_train_end", state)
+        signals = StopSignals(keep_catching=world.distributed)
+        log = signals.guard(log if world.main else quiet)  # a closed stdout stops the run like a signal
+        with owning_run(cfg, world, device, log):
+            with signals_raise("the run was starting"):
+                state = start_run(cfg, log, world, device)
+            if signals.received:
+                raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
+                                      "trained", exit_code=signals.exit_code)
+            state.runner = StepRunner(state, log)  # eager, or from CUDA graphs once warm
+            train_epochs(state, signals, callbacks, log)
     skipped = f"; {sum(state.data.skipped.values()):,} input files were skipped (see the first line)" \
         if state.data.skipped else ""
     log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{skipped}")
     return state
+
+
+def train_epochs(state: TrainState, signals: StopSignals, callbacks: list[Any], log: Callable[[str], None]) -> None:
+    """Every epoch still to train, SIGINT / SIGTERM / a closed stdout noted and acted on at the end of a step."""
+    with signals as state.signals:
+        emit(callbacks, "on_train_start", state)
+        for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
+            train_epoch(state, epoch, callbacks)
+            end_epoch(state, log)
+            emit(callbacks, "on_epoch_end", state)
+            check_health(state)  # a signal that came while the epoch's files were written
+        emit(callbacks, "on_train_end", state)
 
 
 def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
@@ -132,11 +145,14 @@ def check_health(state: TrainState) -> None:
 
 
 def diverged(state: TrainState, step: int, what: str) -> TrainingStopped:
-    kept = (f"the last good checkpoint, {state.saved[0]} (step {state.saved[1]}), is kept" if state.saved
-            else "no checkpoint had been written yet")
-    return TrainingStopped(f"{what} became non-finite (NaN or infinity) at step {step}: training stopped; {kept}. "
-                           "Lower --lr, or try --precision fp32, --loss hinge or --spectral-norm; --resume continues "
-                           "from the kept checkpoint" if state.world.main else "", exit_code=1)
+    advice = "Lower --lr, or try --precision fp32, --loss hinge or --spectral-norm"
+    if state.saved:
+        told = (f"the last good checkpoint, {state.saved[0]} (step {state.saved[1]}), is kept. {advice}; --resume "
+                "continues from it")
+    else:
+        told = f"no checkpoint had been written yet. {advice}, then start the run again"
+    return TrainingStopped(f"{what} became non-finite (NaN or infinity) at step {step}: training stopped; {told}"
+                           if state.world.main else "", exit_code=1)
 
 
 def save_progress(state: TrainState, targets: list[Path] | None = None, averaged: bool = False) -> Path:

@@ -1,17 +1,55 @@
-"""SIGINT (Ctrl-C, a notebook's interrupt button) and SIGTERM (schedulers, `kill`) during training.
+"""SIGINT (Ctrl-C, a notebook's interrupt button), SIGTERM (schedulers, `kill`) and a closed stdout.
 
-The first signal is only noted; the training loop then saves a checkpoint at the end of the current step and
-stops. A second one acts as usual (KeyboardInterrupt, or termination), for a user who will not wait; the files
-stay whole since every write is atomic. Under torchrun, which forwards a signal it receives to every process,
-all signals are noted until the ranks agree to stop together.
+While a run starts (decoding the data can take minutes), a signal ends it at once with one line, as an exception,
+so that files half-written on the way are removed. During training the first signal is only noted; the training
+loop then saves a checkpoint at the end of the current step and stops. A second one acts as usual
+(KeyboardInterrupt, or termination), for a user who will not wait; the files stay whole since every write is
+atomic. Under torchrun, which forwards a signal it receives to every process, all signals are noted until the
+ranks agree to stop together. A stdout closed under the run (`train ... | head -n 1`) counts as SIGPIPE.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import sys
 import threading
+from collections.abc import Callable, Iterator
+
+from ..errors import TrainingStopped
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM)
+SIGPIPE = getattr(signal, "SIGPIPE", 13)
+
+
+@contextlib.contextmanager
+def signals_raise(what: str) -> Iterator[None]:
+    """SIGINT / SIGTERM inside the block raise TrainingStopped saying that nothing was saved (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame) -> None:
+        raise TrainingStopped(f"stopped by {signal.Signals(number).name} while {what}: the run's files are as they "
+                              "were; run the command again", exit_code=128 + number)
+
+    previous = {number: signal.signal(number, stop) for number in CAUGHT}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing more fails on a closed pipe (interpreter exit included)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (e.g. captured): nothing to silence
+        pass
 
 
 class StopSignals:
@@ -35,6 +73,18 @@ class StopSignals:
         if not self.keep_catching:
             self.restore()
 
+    def guard(self, log: Callable[[str], None]) -> Callable[[str], None]:
+        """`log` that survives a closed stdout: the line is dropped, stdout silenced, SIGPIPE noted."""
+
+        def guarded(line: str) -> None:
+            try:
+                log(line)
+            except BrokenPipeError:
+                silence_stdout()
+                self.received = self.received or SIGPIPE
+
+        return guarded
+
     def restore(self) -> None:
         for number, handler in self.previous.items():
             signal.signal(number, handler)
@@ -42,6 +92,8 @@ class StopSignals:
 
     @property
     def name(self) -> str:
+        if self.received == SIGPIPE:
+            return "a closed stdout"
         return signal.Signals(self.received).name if self.received else ""
 
     @property

@@ -8,10 +8,11 @@ epoch_000.png, config.json). The other ranks wait for each block and stop with i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from ..data.transforms import to_signed
 from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text, remove_leftover_temporaries
+from ..lock import LOCK_NAME, RunLock
 from ..metrics.evaluate import Evaluator
 from ..models.build import build_networks
 from ..models.checkpoint import check_architecture, load_checkpoint, saved_config
@@ -39,6 +41,26 @@ from .state import SAMPLE_COUNT, TrainState, noise_seed, restore_state
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
 Log = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def owning_run(cfg: TrainConfig, world: World, device: torch.device, log: Log) -> Iterator[None]:
+    """Hold the run's lock for the block: rank 0 takes it for every rank, and when another process owns the run,
+    every rank stops."""
+    paths = paths_of(cfg)
+    lock = RunLock(paths.checkpoints, paths.name)
+    note = world.on_main(lock.acquire, device)
+    if note:
+        log(note)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def paths_of(cfg: TrainConfig) -> RunPaths:
+    """The run's folders; the run's name derived from data and size when none is given."""
+    return run_paths(cfg.run or default_run_name(cfg.data, cfg.image_size), cfg.samples_dir, cfg.checkpoints_dir)
 
 
 def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: torch.device | None = None
@@ -68,9 +90,9 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
 def checked_request(cfg: TrainConfig, world: World) -> tuple[TrainConfig, RunPaths, tuple[dict, Path] | None]:
     """The config made concrete (run name, the loss's defaults), the run's folders, and with --resume the
     checkpoint to continue from (payload, path), checked against the request before any data is loaded."""
-    cfg = dataclasses.replace(cfg.resolved(), run=cfg.run or default_run_name(cfg.data, cfg.image_size))
+    paths = paths_of(cfg)
+    cfg = dataclasses.replace(cfg.resolved(), run=paths.name)
     world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
-    paths = run_paths(cfg.run, cfg.samples_dir, cfg.checkpoints_dir)
     if not cfg.resume:
         if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
             raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
@@ -166,11 +188,13 @@ def new_evaluator(cfg: TrainConfig, device: torch.device, log: Log) -> Evaluator
 
 
 def clear_folders(cfg: TrainConfig, paths: RunPaths) -> None:
-    """--overwrite: delete the run's old files (only now that data and evaluator are known to load); and the
-    temporary files of writes a killed process never finished."""
+    """--overwrite: delete the run's old files (only now that data and evaluator are known to load), keeping the
+    run's lock; and the temporary files of writes a killed process never finished."""
     if cfg.overwrite and not cfg.resume:
         shutil.rmtree(paths.samples, ignore_errors=True)
-        shutil.rmtree(paths.checkpoints, ignore_errors=True)
+        for old in paths.checkpoints.iterdir() if paths.checkpoints.is_dir() else []:
+            if old.name != LOCK_NAME:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     for folder in (paths.samples, paths.checkpoints):
         remove_leftover_temporaries(folder)
 

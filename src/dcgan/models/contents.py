@@ -1,0 +1,146 @@
+"""What a loaded checkpoint must hold, checked before any of it is used.
+
+`weights_only=True` keeps code out of a checkpoint, not bad values: a file may be altered or written by another
+program. Its config passes the same checks as the flags (types, ranges, choices, a plain run name); the
+bookkeeping is checked by type and shape; every weight must be finite. The first problem is a UserError naming
+the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import PLACE_FIELDS, TrainConfig
+from ..errors import SettingError, UserError
+
+NETWORKS = ("generator", "discriminator", "generator_ema")
+COUNTERS = ("epoch", "step", "epoch_step")
+STREAMS = ("data", "noise", "torch_cpu", "torch_cuda")  # random generators' states: 1-D uint8 tensors
+
+
+class BadField(Exception):
+    """One field of a checkpoint holds what it must not; the message says what."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field} {problem}")
+
+
+def checked_config(payload: dict[str, Any], path: Path) -> TrainConfig:
+    """The checkpoint's config, validated like the flags; its folders (where the saving machine kept things) are
+    dropped, so that nothing a file says can choose where this machine reads or writes."""
+    values = payload["config"]
+    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
+        raise refusal(path, BadField("config", "is not a table of settings"))
+    known = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"checkpoint {path} has unknown setting(s) {', '.join(unknown)[:80]}: it was saved by a "
+                        "newer dcgan (update the package) or altered")
+    try:
+        cfg = TrainConfig(**values).validate()
+    except SettingError as error:
+        raise refusal(path, BadField(f"config.{error.setting}", f"is unusable ({error})")) from None
+    return dataclasses.replace(cfg, **{name: "" for name in PLACE_FIELDS})
+
+
+def check_contents(payload: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose fields are of the wrong type or shape, or whose weights are not finite."""
+    cfg = checked_config(payload, path)
+    try:
+        check_counters(payload)
+        check_noise(payload["fixed_noise"], cfg.nz)
+        check_streams(payload["rng"])
+        check_history(payload["history"])
+        check_means(payload.get("means"))
+        for name in NETWORKS:
+            if name in payload or name != "generator_ema":
+                check_weights(name, payload[name])
+        for name in ("optimizer_g", "optimizer_d"):
+            if not isinstance(payload[name], dict) or not isinstance(payload[name].get("param_groups"), list):
+                raise BadField(name, "is not an optimizer state")
+    except BadField as problem:
+        raise refusal(path, problem) from None
+
+
+def refusal(path: Path, problem: BadField) -> UserError:
+    return UserError(f"checkpoint {path}: {problem}; it was altered or written by another program: use another "
+                     "checkpoint")
+
+
+def check_counters(payload: dict[str, Any]) -> None:
+    """Epochs and steps done: whole numbers, 0 or more."""
+    for name in COUNTERS:
+        value = payload.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BadField(name, f"is {shown(value)}, not a whole number of 0 or more")
+    if payload.get("epoch_step", 0) > payload["step"]:
+        raise BadField("epoch_step", "is larger than step")
+
+
+def check_noise(noise: Any, nz: int) -> None:
+    """The grid's fixed noise: (N, nz) finite numbers."""
+    if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
+        raise BadField("fixed_noise", f"is {shown(noise)}, not a tensor of numbers")
+    if noise.dim() != 2 or noise.shape[1] != nz or not 0 < noise.shape[0] <= 100_000:
+        raise BadField("fixed_noise", f"has shape {tuple(noise.shape)}, not (N, {nz}) for config.nz = {nz}")
+    if not torch.isfinite(noise).all():
+        raise BadField("fixed_noise", "holds NaN or infinite values")
+
+
+def check_streams(rng: Any) -> None:
+    """The random streams: generator states (1-D uint8 tensors) by name, and per rank under "ranks"."""
+    if not isinstance(rng, dict) or "data" not in rng:
+        raise BadField("rng", "is not a table of random generator states")
+    if rng.get("noise_device", "cpu") not in ("cpu", "cuda"):
+        raise BadField("rng.noise_device", f"is {shown(rng.get('noise_device'))}, not cpu or cuda")
+    ranks = rng.get("ranks", [])
+    if not isinstance(ranks, list) or not all(isinstance(streams, dict) for streams in ranks):
+        raise BadField("rng.ranks", "is not a list of tables")
+    for where, streams in [("rng", rng), *((f"rng.ranks[{i}]", streams) for i, streams in enumerate(ranks))]:
+        for name in STREAMS:
+            state = streams.get(name)
+            if name in streams and not (isinstance(state, torch.Tensor) and state.dtype == torch.uint8
+                                        and state.dim() == 1):
+                raise BadField(f"{where}.{name}", f"is {shown(state)}, not a random generator state")
+
+
+def check_history(history: Any) -> None:
+    """Rows of names and numbers (or the kind of row)."""
+    if not isinstance(history, list):
+        raise BadField("history", f"is {shown(history)}, not a list of rows")
+    for index, row in enumerate(history):
+        if not isinstance(row, dict) or not all(isinstance(key, str) and isinstance(value, (int, float, str))
+                                                for key, value in row.items()):
+            raise BadField(f"history[{index}]", "is not a row of names and numbers")
+
+
+def check_means(means: Any) -> None:
+    """The running means of an unfinished epoch and log window (absent in older checkpoints)."""
+    if means is None:
+        return
+    for part in ("epoch", "window"):
+        saved = means.get(part) if isinstance(means, dict) else None
+        if not (isinstance(saved, dict) and isinstance(saved.get("sums"), torch.Tensor)
+                and saved["sums"].is_floating_point() and saved["sums"].dim() == 1
+                and isinstance(saved.get("count"), int) and isinstance(saved.get("seconds"), (int, float))):
+            raise BadField(f"means.{part}", "is not a table of running sums, count and seconds")
+
+
+def check_weights(name: str, weights: Any) -> None:
+    """A network's state dict: tensors by name, every floating one finite."""
+    if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                                for key, value in weights.items()):
+        raise BadField(name, "is not a table of weight tensors")
+    for key, value in weights.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise BadField(f"{name}.{key}", "holds NaN or infinite values")
+
+
+def shown(value: Any) -> str:
+    """A short description of a value of the wrong kind: its type, and the value when it is short."""
+    text = repr(value)
+    return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__
