@@ -12,6 +12,7 @@ import papermill
 import pytest
 
 from dcgan import TrainConfig
+from dcgan.pictures.animation import gif_frames
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -60,6 +61,10 @@ def images_shown(notebook):
     return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
+def gifs_shown(notebook):
+    return sum("image/gif" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
 def test_00_gan_basics(folders, tmp_path_factory):
     notebook = run_notebook("00_gan_basics", folders, tmp_path_factory, limit=1280, epochs=2, hidden=32,
                             device="cpu", run="nb-mlp", **folders)
@@ -95,6 +100,8 @@ def test_02_train_dcgan(trained_run, folders):
     assert {"epoch_001.pt", "epoch_002.pt", "last.pt", "config.json", "history.csv"} <= {
         p.name for p in checkpoints.iterdir()}
     assert images_shown(trained_run) == 3 + 2  # epochs 0-2 inline, then curves and progression
+    assert gifs_shown(trained_run) == 1  # training as an animation: progress.gif, one frame per epoch grid
+    assert len(gif_frames(samples / "progress.gif")) == 3
     text = "".join(output.get("text", "") for cell in trained_run.cells for output in cell.get("outputs", []))
     assert f"checkpoints: {checkpoints}" in text
     assert "training on cpu: image size 32, epochs 2\n" in text  # the size the parameters asked for, said
@@ -142,12 +149,16 @@ def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, fashion
 
 def test_04_latent_space(trained_run, folders, tmp_path_factory):
     notebook = run_notebook("04_latent_space", folders, tmp_path_factory, run="nb-dcgan", steps=5, sweep_steps=6,
-                            dims=[5, 25], device="cpu", samples_dir=folders["samples_dir"],
-                            checkpoints_dir=folders["checkpoints_dir"])
+                            walk_count=2, rank_n=4, loops=2, loop_points=3, loop_steps=4, device="cpu",
+                            samples_dir=folders["samples_dir"], checkpoints_dir=folders["checkpoints_dir"])
     out = Path(folders["samples_dir"]) / "nb-dcgan"
-    for name in ("latent_interpolation.png", "latent_walks.png", "latent_sweep_z5.png", "latent_sweep_z25.png"):
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    walked = [int(dim) for dim in re.findall(r"z\[(\d+)\]  [\d.]+  \(walked\)", text)]
+    assert "coordinates by influence" in text and len(walked) == 2  # the strongest two, printed and walked
+    for name in ("latent_interpolation.png", "latent_walks.png", *(f"latent_sweep_z{dim}.png" for dim in walked)):
         assert (out / name).stat().st_size > 0, name
-    assert images_shown(notebook) == 3
+    assert images_shown(notebook) == 3 and gifs_shown(notebook) == 1
+    assert len(gif_frames(out / "interpolation.gif")) == 3 * 4
 
 
 def test_05_variants(folders, tmp_path_factory, fashion_classifier):

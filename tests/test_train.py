@@ -20,7 +20,7 @@ def test_a_run_writes_every_artifact(small_config, tmp_path):
     state = train(small_config(epochs=2), log=quiet)
     samples, checkpoints = tmp_path / "samples" / "test", tmp_path / "checkpoints" / "test"
     assert sorted(p.name for p in samples.iterdir()) == ["epoch_000.png", "epoch_001.png", "epoch_002.png",
-                                                          "losses.png", "real.png"]
+                                                          "losses.png", "progress.gif", "real.png"]
     assert sorted(p.name for p in checkpoints.iterdir()) == ["config.json", "epoch_001.pt", "epoch_002.pt",
                                                               "history.csv", "last.pt"]
     config = json.loads((checkpoints / "config.json").read_text())

@@ -51,6 +51,17 @@ class RunPaths:
         return self.samples / "real.png"
 
     @property
+    def progress_gif(self) -> Path:
+        return self.samples / "progress.gif"
+
+    @property
+    def interpolation_gif(self) -> Path:
+        return self.samples / "interpolation.gif"
+
+    def epoch_grids(self) -> list[Path]:
+        return sorted(self.samples.glob("epoch_[0-9][0-9][0-9]*.png"))
+
+    @property
     def losses_plot(self) -> Path:
         return self.samples / "losses.png"
 

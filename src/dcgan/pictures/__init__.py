@@ -3,7 +3,8 @@
     sampling  images from a generator (fixed noise, conditional labels), a run's G loaded from its checkpoint
     grids     many images in one PNG, and the cells back out of it
     plots     figures: training curves, progression, real vs generated, rows of images
-    latent    walks through the latent space: interpolations, single coordinates set to -3, 0, 3
+    latent    walks through the latent space: interpolations, loops, single coordinates ranked by influence
+    animation  GIFs: training as an animation of the epoch grids, loops through the latent space
     notebook  inline display in Jupyter, and a callback that shows each epoch's grid
 
 May import: the shared top-level modules, data and models. Nothing of metrics or training.

@@ -35,6 +35,40 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "s
     return (lerp if method == "lerp" else slerp)(z0, z1, steps)
 
 
+def loop_through(points: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
+    """A closed path through the rows of `points` (K, nz) and back to the first: `steps` vectors from each point
+    towards the next, each point once: (K * steps, nz). Played in a loop, it never jumps."""
+    legs = [interpolate(points[k], points[(k + 1) % len(points)], steps + 1, method)[:-1] for k in range(len(points))]
+    return torch.cat(legs)
+
+
+def coordinate_influence(generate_images, z: torch.Tensor, values=(-3.0, 3.0)) -> torch.Tensor:
+    """How much each coordinate of z moves G's output: the mean absolute pixel change between images with that
+    coordinate set to values[0] and to values[1], averaged over the rows of z (N, nz). Returns (nz,).
+
+    `generate_images(noise)` draws images for noise (M, nz); it is called once per coordinate."""
+    low, high = values
+    scores = torch.empty(z.shape[1])
+    for dim in range(z.shape[1]):
+        walks = z.repeat(2, 1)
+        walks[:len(z), dim], walks[len(z):, dim] = low, high
+        images = generate_images(walks)
+        scores[dim] = (images[:len(z)] - images[len(z):]).abs().mean()
+    return scores
+
+
+def rank_coordinates(generator, nz: int, n: int = 16, seed: int = 0) -> torch.Tensor:
+    """coordinate_influence of G over `n` noise vectors of `seed`: (nz,) scores, higher = moves the image more."""
+    from .sampling import generate, noise_for
+
+    return coordinate_influence(lambda noise: generate(generator, noise), noise_for(n, nz, seed))
+
+
+def most_influential(scores: torch.Tensor, count: int) -> list[int]:
+    """The `count` coordinates with the highest influence, strongest first."""
+    return scores.argsort(descending=True)[:count].tolist()
+
+
 def coordinate_walk(z: torch.Tensor, dims: list[int], values=WALK_VALUES) -> torch.Tensor:
     """For each coordinate in `dims`, copies of z with that coordinate set to each of `values`.
 

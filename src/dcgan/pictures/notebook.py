@@ -14,7 +14,7 @@ from .plots import figure_png
 
 
 def png_of(item: Any) -> bytes:
-    """PNG bytes of a matplotlib Figure, a PIL image or a PNG file."""
+    """PNG bytes of a matplotlib Figure, a PIL image or a PNG file (a GIF file's own bytes)."""
     if isinstance(item, Figure):
         return figure_png(item)
     if isinstance(item, Image.Image):
@@ -23,11 +23,13 @@ def png_of(item: Any) -> bytes:
 
 
 def show(item: Any) -> None:
-    """Display a Figure, PIL image or PNG path in the notebook (as a PNG, so it renders everywhere)."""
+    """Display a Figure, PIL image or PNG path in the notebook (as a PNG, so it renders everywhere); a GIF file
+    plays as an animation."""
     from IPython.display import Image as IPythonImage
     from IPython.display import display
 
-    display(IPythonImage(data=png_of(item)))
+    data = png_of(item)
+    display(IPythonImage(data=data, format="gif" if data[:3] == b"GIF" else "png"))
 
 
 class ShowEpochGrids:

@@ -1,7 +1,8 @@
 """The training loop: `train(cfg, callbacks)` trains a DCGAN and writes the run's artifacts.
 
-Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png and
-losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json and history.csv.
+Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png,
+progress.gif (every epoch's grid, animated) and losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json
+and history.csv.
 
 Callbacks (see callbacks.py) watch the run: on_train_start, on_step_end, on_log, on_epoch_end, on_train_end.
 
@@ -25,6 +26,7 @@ from ..errors import TrainingStopped
 from ..files import WriteError, atomic_write_text
 from ..metrics.evaluate import write_result
 from ..models.checkpoint import prune_checkpoints, save_checkpoint
+from ..pictures.animation import save_progress_gif
 from ..pictures.plots import save_history_figure
 from .callbacks import emit
 from .distributed import joined_world
@@ -190,6 +192,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
 
     def tidy() -> None:
         prune_checkpoints(paths, cfg.keep_last)
+        save_progress_gif(paths.epoch_grids(), paths.progress_gif)
         save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}",
                             fid_label=state.evaluator.label if state.evaluator else "", scores=cfg.loss != "bce")
 

@@ -1,0 +1,86 @@
+"""Animated GIFs (Pillow, no other dependency): training as an animation of the fixed-noise grids, and loops
+through the latent space."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageSequence
+
+from ..files import atomic_write_bytes
+from .grids import grid_image
+from .latent import loop_through
+from .sampling import generate, noise_for
+
+FRAME_MS = 300  # how long each epoch's frame shows
+LAST_FRAME_MS = 1500  # the final grid stays a little longer before the loop starts again
+MAX_FRAMES = 200  # a long run's animation keeps this many epochs, evenly spread, the first and last included
+LABEL_HEIGHT = 16  # pixels of the strip above each frame that names its epoch
+
+
+def labelled(image: Image.Image, label: str) -> Image.Image:
+    """`image` below a white strip with `label` written on it in black."""
+    framed = Image.new("RGB", (image.width, image.height + LABEL_HEIGHT), "white")
+    framed.paste(image.convert("RGB"), (0, LABEL_HEIGHT))
+    ImageDraw.Draw(framed).text((4, 2), label, fill="black")
+    return framed
+
+
+def gif_bytes(frames: list[Image.Image], durations: list[int] | int) -> bytes:
+    """The frames as a looping GIF; each frame's palette is its own, so colours stay true."""
+    buffer = io.BytesIO()
+    first, *rest = [frame.convert("RGB") for frame in frames]
+    first.save(buffer, format="GIF", save_all=True, append_images=rest, duration=durations, loop=0,
+               disposal=1, optimize=False)
+    return buffer.getvalue()
+
+
+def epoch_of(grid_file: Path) -> int:
+    """samples/<run>/epoch_007.png -> 7."""
+    return int(re.fullmatch(r"epoch_(\d+)\.png", grid_file.name)[1])
+
+
+def spread(items: list, most: int) -> list:
+    """At most `most` of `items`, evenly spread, the first and the last always kept."""
+    if len(items) <= most:
+        return items
+    picks = torch.linspace(0, len(items) - 1, most).round().long().unique().tolist()
+    return [items[index] for index in picks]
+
+
+def save_progress_gif(grid_files: list[Path], path: Path) -> Path:
+    """The per-epoch fixed-noise grids, in epoch order, as one animation, each frame labelled with its epoch;
+    written atomically (a reader never sees half a GIF)."""
+    grid_files = spread(sorted(grid_files, key=epoch_of), MAX_FRAMES)
+    frames = []
+    for grid_file in grid_files:
+        with Image.open(grid_file) as grid:
+            frames.append(labelled(grid, f"epoch {epoch_of(grid_file)}"))
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    atomic_write_bytes(path, gif_bytes(frames, durations))
+    return path
+
+
+def save_images_gif(frames: list[torch.Tensor], path: Path, nrow: int, frame_ms: int = 80) -> Path:
+    """Each entry of `frames` ((N, C, H, W) images in [-1, 1]) as one grid frame of a looping GIF."""
+    atomic_write_bytes(path, gif_bytes([grid_image(images, nrow) for images in frames], frame_ms))
+    return path
+
+
+def save_interpolation_gif(generator, nz: int, path: Path, loops: int = 8, points: int = 4, steps: int = 12,
+                           seed: int = 0) -> Path:
+    """`loops` images side by side, each travelling by slerp through `points` noise vectors and back to its first,
+    `steps` frames from one vector to the next: a GIF that loops without a jump."""
+    anchors = noise_for(loops * points, nz, seed).view(loops, points, nz)
+    paths = torch.stack([loop_through(anchor, steps) for anchor in anchors])  # (loops, points * steps, nz)
+    frames = [generate(generator, paths[:, t]) for t in range(paths.shape[1])]
+    return save_images_gif(frames, path, nrow=loops)
+
+
+def gif_frames(path: Path) -> list[Image.Image]:
+    """The frames of a GIF as RGB images, in order (to check or show one)."""
+    with Image.open(path) as animation:
+        return [frame.convert("RGB") for frame in ImageSequence.Iterator(animation)]
