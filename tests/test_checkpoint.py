@@ -41,6 +41,19 @@ def test_round_trip_restores_everything(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "a.pt", tmp_path / "b.pt"] or len(list(tmp_path.iterdir())) == 2
 
 
+def test_last_pt_shares_the_epoch_checkpoints_bytes_on_disk_and_stays_whole_when_replaced(tmp_path, monkeypatch):
+    first, second = minimal_payload(), {**minimal_payload(), "epoch": 4, "step": 40}
+    epoch, last = tmp_path / "epoch_003.pt", tmp_path / "last.pt"
+    save_checkpoint(first, [epoch, last])
+    assert epoch.stat().st_ino == last.stat().st_ino and last.stat().st_nlink == 2  # one copy on disk
+    save_checkpoint(second, [last])  # a mid-epoch save replaces last.pt alone
+    assert load_checkpoint(epoch)["epoch"] == 3 and load_checkpoint(last)["epoch"] == 4
+    assert epoch.stat().st_nlink == 1 and sorted(path.name for path in tmp_path.iterdir()) == [epoch.name, last.name]
+    monkeypatch.setattr("os.link", lambda *args: (_ for _ in ()).throw(OSError(1, "Operation not permitted")))
+    save_checkpoint(second, [tmp_path / "epoch_004.pt", last])  # no hard links here: a second copy
+    assert last.read_bytes() == (tmp_path / "epoch_004.pt").read_bytes() and last.stat().st_nlink == 1
+
+
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(minimal_payload(), [path])

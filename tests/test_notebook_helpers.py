@@ -87,6 +87,29 @@ def test_load_run_without_a_checkpoint_says_what_to_do(tmp_path):
         load_run("ghost", str(tmp_path))
 
 
+def test_a_notebook_loads_the_latest_run_when_its_run_has_none_and_says_so(small_config, tmp_path):
+    import os
+
+    from dcgan import train
+    from dcgan.errors import UserError
+    from dcgan.pictures.notebook import load_notebook_run
+
+    root = str(tmp_path / "checkpoints")
+    with pytest.raises(UserError, match='no trained run in .*: train one first .* set checkpoints_dir = "..."'):
+        load_notebook_run("notebook-fm32", checkpoints_dir=root)
+    for name in ("older", "newer"):
+        train(small_config(run=name, epochs=1), log=lambda line: None)
+    os.utime(tmp_path / "checkpoints" / "older" / "last.pt", (1e9, 1e9))  # written long ago
+    said = []
+    _, cfg, _ = load_notebook_run("notebook-fm32", checkpoints_dir=root, device="cpu", say=said.append)
+    assert cfg.run == "newer" and said == [f"run 'notebook-fm32' has no checkpoint in {root}: using 'newer', the run "
+                                           'written most recently there (set run = "..." to choose another)']
+    _, cfg, _ = load_notebook_run("older", checkpoints_dir=root, device="cpu", say=said.append)
+    assert cfg.run == "older" and len(said) == 1  # a run that exists is loaded, nothing said
+    with pytest.raises(UserError, match='no checkpoint at nowhere.pt: set checkpoint = "..." to an existing file'):
+        load_notebook_run("older", checkpoint="nowhere.pt", checkpoints_dir=root)
+
+
 def test_a_parameters_cell_becomes_the_config_in_one_call():
     """TrainConfig.from_namespace(globals()): the settings among a notebook's names, the rest ignored, keyword
     arguments on top; numpy numbers are taken, a value of the wrong type is one clear line."""

@@ -31,6 +31,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
                          f"left intact; {what_to_do(error, path)}") from None
 
 
+def atomic_link(source: Path, path: Path) -> bool:
+    """Make `path` a hard link to `source`, atomically (a link made under a temporary name, renamed over `path`):
+    the same bytes on disk once. False, with nothing changed, where the file system has no hard links."""
+    path = Path(path)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.link{TEMPORARY_SUFFIX}"
+    try:
+        os.link(source, temporary)
+    except OSError:
+        return False
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    sync_folder(path.parent)
+    return True
+
+
 def make_folder(folder: Path) -> None:
     """Create `folder` and its parents when missing; a WriteError saying what is wrong with the path."""
     try:

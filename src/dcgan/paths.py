@@ -100,6 +100,12 @@ def default_run_name(data: str, image_size: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', stem).strip('-') or 'run'}-{image_size}"
 
 
+def latest_run(checkpoints_root: Path) -> str | None:
+    """The run under `checkpoints_root` whose last.pt was written most recently; None when there is none."""
+    written = [path for path in Path(checkpoints_root).glob("*/last.pt") if path.is_file()]
+    return max(written, key=lambda path: path.stat().st_mtime).parent.name if written else None
+
+
 def run_paths(run: str, samples_dir: str = "", checkpoints_dir: str = "") -> RunPaths:
     return RunPaths(run, root_or_default(samples_dir, "samples") / run,
                     root_or_default(checkpoints_dir, "checkpoints") / run)

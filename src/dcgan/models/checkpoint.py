@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
 from ..errors import UserError, first_line
-from ..files import atomic_write_bytes
+from ..files import atomic_link, atomic_write_bytes
 from ..paths import RunPaths
 from .build import build_networks
 from .contents import check_contents, checked_config
@@ -25,11 +25,15 @@ REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "opti
 
 
 def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
-    """Serialise once, then write each path atomically (the old file stays whole until the rename)."""
+    """Serialise once, write the first path atomically (the old file stays whole until the rename), then make the
+    others hard links to it (last.pt costs no disk beside epoch_NNN.pt), or copies where links are not possible."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    for path in paths:
-        atomic_write_bytes(path, buffer.getvalue())
+    first, *others = paths
+    atomic_write_bytes(first, buffer.getvalue())
+    for path in others:
+        if not atomic_link(first, path):
+            atomic_write_bytes(path, buffer.getvalue())
 
 
 def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
