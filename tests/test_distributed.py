@@ -101,9 +101,9 @@ def test_a_run_owned_by_another_process_stops_every_rank(tmp_path):
 
     with RunLock(tmp_path / "checkpoints" / "held", "held"):
         result = torchrun("-m", "dcgan", "--", "train", *as_flags(settings(tmp_path, "held")))
-    assert result.returncode != 0
+    assert result.returncode != 0  # every rank stopped (torchrun returns once all have), none left waiting
     assert result.stderr.count(f"error: run 'held' is being trained by process {os.getpid()}") == 1
-    assert result.stderr.count("exitcode  : 2") == 2  # both ranks stopped as on a user mistake (torchrun's report)
+    assert not (tmp_path / "checkpoints" / "held" / "config.json").exists()
 
 
 def test_each_rank_takes_its_slice_of_every_global_batch():

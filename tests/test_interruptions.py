@@ -95,9 +95,9 @@ KILL_DURING_SAVE = textwrap.dedent("""
 
     real_fsync, saves = dcgan.files.os.fsync, []
 
-    def slow_fsync(fd):  # the temporary file of the second last.pt is written: hang there until killed
+    def slow_fsync(fd):  # the second epoch's checkpoint is being written (last.pt follows it): hang until killed
         name = dcgan.files.os.readlink(f"/proc/self/fd/{fd}")
-        if ".last.pt." in name:
+        if ".pt." in name:
             saves.append(name)
             if len(saves) == 2:
                 print("SAVING", flush=True)
@@ -125,7 +125,7 @@ def test_sigkill_during_a_save_leaves_the_previous_last_pt_loadable(small_config
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     folder = tmp_path / "checkpoints" / "killed"
-    leftovers = list(folder.glob(".last.pt.*.tmp"))
+    leftovers = list(folder.glob(".epoch_002.pt.*.tmp"))
     assert leftovers, "the kill did not land inside the save"
     saved = load_checkpoint(folder / "last.pt")
     assert (saved["epoch"], saved["step"]) == (1, 4)  # the epoch-1 checkpoint, whole
@@ -137,8 +137,8 @@ def test_sigkill_during_a_save_leaves_the_previous_last_pt_loadable(small_config
 def failing_fsync(number):
     real = os.fsync
 
-    def fsync(fd):
-        if ".last.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+    def fsync(fd):  # every checkpoint write fails: the epoch's file, then last.pt (linked to it, or copied)
+        if ".pt." in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(number, os.strerror(number))
         real(fd)
 
@@ -154,10 +154,10 @@ def test_a_full_disk_or_read_only_folder_is_a_clear_error_and_keeps_the_last_che
     monkeypatch.setattr("dcgan.files.os.fsync", failing_fsync(number))
     with pytest.raises(WriteError) as error:
         train(small_config(epochs=2, resume=True), log=quiet)
+    advice = "free some disk space" if number == errno.ENOSPC else f"make {last.parent} writable, or write elsewhere"
     assert str(error.value) == (f"cannot write {tmp_path / 'checkpoints' / 'test' / 'epoch_002.pt'} "
-                                f"({os.strerror(number)}): the file there before is left intact; free some disk "
-                                f"space or make {last.parent} writable; then continue the run with --resume") or \
-        str(error.value).startswith(f"cannot write {last} ({os.strerror(number)})")
+                                f"({os.strerror(number)}): the file there before is left intact; {advice}; then "
+                                "continue the run with --resume")
     assert last.read_bytes() == before and load_checkpoint(last)["epoch"] == 1
     assert not list(last.parent.glob(".*.tmp"))
     monkeypatch.undo()
