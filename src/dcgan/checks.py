@@ -42,7 +42,8 @@ def check_folder(flag: str, value: str) -> None:
                            "folder (it is made when missing)")
 
 
-def check_places(cfg: Any) -> None:
-    """A run's folder settings (--data-dir, --samples-dir, --checkpoints-dir) before anything is written."""
+def check_places(settings: Any) -> None:
+    """The folder settings (--data-dir, --samples-dir, --checkpoints-dir) that `settings` (a TrainConfig, or a
+    command's parsed flags) has, before anything is written."""
     for name in ("data_dir", "samples_dir", "checkpoints_dir"):
-        check_folder(f"--{name.replace('_', '-')}", getattr(cfg, name))
+        check_folder(f"--{name.replace('_', '-')}", getattr(settings, name, ""))

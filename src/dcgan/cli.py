@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .checks import check_folder, check_number, check_run_name
+from .checks import check_number, check_places, check_run_name
 from .config import TrainConfig, flag, preset_settings
 from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
@@ -161,11 +161,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def check_command_flags(args: argparse.Namespace) -> None:
     """The number, run-name and path flags of every command but train (whose flags TrainConfig checks)."""
     for name, (low, high) in COMMAND_LIMITS.get(args.command, {}).items():
-        check_number(name, getattr(args, name), low, high, flag=f"--{flag(name)}")
+        check_number(name, getattr(args, name), low, high)
     if getattr(args, "run", ""):
         check_run_name(args.run)
-    for name in ("checkpoints_dir", "samples_dir", "data_dir"):
-        check_folder(f"--{flag(name)}", getattr(args, name, ""))
+    check_places(args)
     if getattr(args, "out", "") and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 

@@ -193,8 +193,12 @@ def clear_folders(cfg: TrainConfig, paths: RunPaths) -> None:
     if cfg.overwrite and not cfg.resume:
         shutil.rmtree(paths.samples, ignore_errors=True)
         for old in paths.checkpoints.iterdir() if paths.checkpoints.is_dir() else []:
-            if old.name != LOCK_NAME:
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+            if old.name == LOCK_NAME:
+                continue
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
     for folder in (paths.samples, paths.checkpoints):
         remove_leftover_temporaries(folder)
 
