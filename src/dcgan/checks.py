@@ -43,7 +43,7 @@ def check_folder(flag: str, value: str) -> None:
 
 
 def check_places(settings: Any) -> None:
-    """The folder settings (--data-dir, --samples-dir, --checkpoints-dir) that `settings` (a TrainConfig, or a
-    command's parsed flags) has, before anything is written."""
-    for name in ("data_dir", "samples_dir", "checkpoints_dir"):
+    """The folder settings (--data-dir, --samples-dir, --checkpoints-dir, --logdir) that `settings` (a TrainConfig,
+    or a command's parsed flags) has, before anything is written."""
+    for name in ("data_dir", "samples_dir", "checkpoints_dir", "logdir"):
         check_folder(f"--{name.replace('_', '-')}", getattr(settings, name, ""))

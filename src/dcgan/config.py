@@ -27,7 +27,7 @@ ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hi
                        "classes", "spectral_norm")
 FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever the run has"
 # Where the machine that saved a run kept things: never taken from a checkpoint, always from this invocation.
-PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "inception_weights", "checkpoint")
+PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "logdir", "inception_weights", "checkpoint")
 # (lowest, highest) of every number setting; None: no upper bound. Beyond these a run cannot work or cannot fit.
 LIMITS = {
     "image_size": (1, 1024), "limit": (0, None), "nz": (1, 4096), "ngf": (1, 1024), "ndf": (1, 1024),
@@ -121,6 +121,10 @@ class TrainConfig:
     resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
     checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
     overwrite: bool = setting(False, "start the run afresh, deleting its existing samples and checkpoints")
+    tensorboard: bool = setting(False, "also write TensorBoard logs: curves every --log-every steps, FID, the epoch "
+                                "grids and the config (needs pip install -e \".[tensorboard]\")")
+    logdir: str = setting("", "with --tensorboard: root folder of the logs, each run in <logdir>/<run>/; empty "
+                          "writes checkpoints/<run>/tb/")
     progress: bool = setting(True, "show progress bars")
 
     def validate(self) -> TrainConfig:
@@ -139,6 +143,9 @@ class TrainConfig:
                                "synthetic) or a folder of images")
         if self.run:
             check_run_name(self.run)
+        if self.logdir and not self.tensorboard:
+            raise SettingError("logdir", "--logdir applies to --tensorboard runs only: add --tensorboard or drop "
+                               "--logdir")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise SettingError(name, f"unknown {flag(name)} '{getattr(self, name)}': use "

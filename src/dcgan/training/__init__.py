@@ -15,6 +15,7 @@
     signals      SIGINT / SIGTERM noted, saved at the end of the step
     divergence   non-finite losses noticed without a host sync
     history      running means and history.csv
+    tensorboard  optional TensorBoard logs: curves, epoch grids, config; continued across --resume
     variants     several variants trained on one budget and compared
 
 May import: the shared top-level modules, data, models, pictures and metrics.

@@ -2,7 +2,7 @@
 
 Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png,
 progress.gif (every epoch's grid, animated) and losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json
-and history.csv.
+and history.csv; with --tensorboard, event files in checkpoints/<run>/tb/ (see tensorboard.py).
 
 Callbacks (see callbacks.py) watch the run: on_train_start, on_step_end, on_log, on_epoch_end, on_train_end.
 
@@ -36,6 +36,7 @@ from .runner import StepRunner
 from .signals import StopSignals, signals_raise
 from .start import owning_run, start_run
 from .state import TrainState, checkpoint_payload
+from .tensorboard import require_tensorboard, tensorboard_callbacks
 
 
 def say(line: str) -> None:
@@ -52,6 +53,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     this with its share of every batch."""
     cfg.validate()
     check_places(cfg)
+    require_tensorboard(cfg)
     callbacks = list(callbacks)
     with joined_world(cfg.device) as (world, device):
         signals = StopSignals(keep_catching=world.distributed)
@@ -63,7 +65,8 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
                 raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
                                       "trained", exit_code=signals.exit_code)
             state.runner = StepRunner(state, log)  # eager, or from CUDA graphs once warm
-            train_epochs(state, signals, callbacks, log)
+            with tensorboard_callbacks(state) as board:
+                train_epochs(state, signals, callbacks + board, log)
     skipped = f"; {sum(state.data.skipped.values()):,} input files were skipped (see the first line)" \
         if state.data.skipped else ""
     log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{skipped}")

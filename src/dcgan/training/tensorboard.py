@@ -1,0 +1,116 @@
+"""TensorBoard logs of a run (optional: `pip install -e ".[tensorboard]"`, then --tensorboard).
+
+Rank 0 writes checkpoints/<run>/tb/ (or <logdir>/<run>/ with --logdir); `tensorboard --logdir checkpoints` shows
+every run. At the run's step numbers:
+    loss/D, loss/G                     every log_every steps: the means of the window, as in history.csv
+    D/real D(x), D/fake D(G(z))        D's mean probability of "real"
+    speed/images_per_s
+    eval/FID                           every eval_every epochs
+    samples/fixed_noise                the epoch's fixed-noise grid (step 0: before training)
+    config                             the settings the run started with, as a text table and as hparams
+A resumed run writes after its checkpoint's step and tells TensorBoard to drop what a killed process wrote past
+that step (purge_step), so the curves go on without repeated or rewound steps. history.csv and losses.png stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..config import PLACE_FIELDS, TrainConfig
+from ..errors import SettingError
+from ..paths import RunPaths
+from .state import TrainState
+
+SUBFOLDER = "tb"  # checkpoints/<run>/tb/
+SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_x": "D/real D(x)", "D_G_z": "D/fake D(G(z))",
+           "images_per_s": "speed/images_per_s"}  # history column -> TensorBoard tag
+FID_TAG, GRID_TAG, CONFIG_TAG = "eval/FID", "samples/fixed_noise", "config"
+
+
+def require_tensorboard(cfg: TrainConfig) -> None:
+    """A SettingError before anything starts when --tensorboard is asked for and the package is missing."""
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise SettingError("tensorboard", "--tensorboard needs the tensorboard package: pip install -e "
+                           "\".[tensorboard]\" (or pip install tensorboard), or drop --tensorboard")
+
+
+def log_folder(cfg: TrainConfig, paths: RunPaths) -> Path:
+    """Where the run's event files go: <logdir>/<run>/, or checkpoints/<run>/tb/."""
+    return Path(cfg.logdir).expanduser() / paths.name if cfg.logdir else paths.checkpoints / SUBFOLDER
+
+
+@contextlib.contextmanager
+def tensorboard_callbacks(state: TrainState) -> Iterator[list[Any]]:
+    """[a TensorBoardLog] on rank 0 with --tensorboard, else []; the event files are flushed and closed when the
+    block ends, however it ends."""
+    if not (state.cfg.tensorboard and state.world.main):
+        yield []
+        return
+    board = TensorBoardLog(log_folder(state.cfg, state.paths), resumed_at=state.step)
+    try:
+        yield [board]
+    finally:
+        board.close()
+
+
+class TensorBoardLog:
+    """A training callback writing the run's curves, grids and config to event files in `folder`."""
+
+    def __init__(self, folder: Path, resumed_at: int):
+        from torch.utils.tensorboard import SummaryWriter  # optional dependency: imported only when used
+
+        # purge_step: a fresh run hides every older event here (step 0 on); a resumed one those past its step
+        self.resumed_at = resumed_at
+        self.writer = SummaryWriter(str(folder), purge_step=resumed_at + 1 if resumed_at else 0)
+
+    def on_train_start(self, state: TrainState) -> None:
+        if not state.step:  # a fresh run (a resumed one's settings stay those of its start; see config.json)
+            self.write_hparams(state.cfg)
+            self.writer.add_text(CONFIG_TAG, config_table(state.cfg), 0)
+            self.write_grid(state.paths.sample_grid(0), 0)
+
+    def on_log(self, state: TrainState) -> None:
+        row = state.last_row
+        for column, tag in SCALARS.items():
+            self.writer.add_scalar(tag, row[column], row["step"])
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        row = state.last_row
+        if "fid" in row:
+            self.writer.add_scalar(FID_TAG, row["fid"], row["step"])
+        if state.sample_path is not None:
+            self.write_grid(state.sample_path, state.step)
+        self.writer.flush()  # an epoch's events are on disk when its checkpoint is
+
+    def write_grid(self, path: Path, step: int) -> None:
+        if path.is_file():
+            with Image.open(path) as image:
+                self.writer.add_image(GRID_TAG, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+
+    def write_hparams(self, cfg: TrainConfig) -> None:
+        """The settings for TensorBoard's HPARAMS tab, in this run's own event file (no separate sub-run)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        for summary in hparams(run_settings(cfg), {FID_TAG: None}):
+            self.writer.file_writer.add_summary(summary)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def run_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings that describe the run (its folders left out)."""
+    return {name: value for name, value in cfg.to_dict().items() if name not in PLACE_FIELDS}
+
+
+def config_table(cfg: TrainConfig) -> str:
+    """The settings as a Markdown table, which TensorBoard's TEXT tab renders."""
+    rows = "\n".join(f"| {name} | {value!r} |" for name, value in run_settings(cfg).items())
+    return f"| setting | value |\n|---|---|\n{rows}"
