@@ -37,6 +37,7 @@ COMMAND_LIMITS = {
 MEMORY_ADVICE = {
     "train": "lower --batch-size, --ngf / --ndf or --image-size (checkpoints already written are intact)",
     "sample": "lower --n", "evaluate": "lower --n", "nearest": "lower --n", "prepare": "lower --workers",
+    "export": "use a machine with more memory (export holds one G and its checkpoint)",
 }
 
 
@@ -113,6 +114,18 @@ def build_parser() -> OneLineParser:
     add_feature_flags(nearest)
     add_run_flags(nearest)
 
+    export = commands.add_parser("export", parents=[common], help="a run's generator as a folder to share "
+                                 "(safetensors, config.json, model card)",
+                                 description="Write G of a run's checkpoint to DIR as model.safetensors (weights "
+                                 "only, no pickle) and config.json, the layout of Hugging Face's "
+                                 "PyTorchModelHubMixin, with samples.png and a model card (README.md). sample, "
+                                 "evaluate, nearest and the notebooks load such a folder with --checkpoint DIR.")
+    add_checkpoint_flags(export)
+    export.add_argument("--out", required=True, metavar="DIR", help="folder to write (made when missing; an earlier "
+                        "export there is replaced)")
+    export.add_argument("--weights", default="auto", choices=("auto", "ema", "raw"), help="auto: the moving "
+                        "average of G when the run kept one (--ema), else G's own weights (default: auto)")
+
     prepare = commands.add_parser("prepare", parents=[common], help="make a training folder from raw pictures, "
                                   "cropping faces", description="Write square training images from the pictures "
                                   "under SRC into DST: one crop per face found (--crop-faces), else a centre crop.")
@@ -144,7 +157,8 @@ def add_feature_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
-    parser.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt)")
+    parser.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt), "
+                        "or a folder written by export")
     parser.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
                         "checkpoints/)")
 
@@ -165,7 +179,7 @@ def check_command_flags(args: argparse.Namespace) -> None:
     if getattr(args, "run", ""):
         check_run_name(args.run)
     check_places(args)
-    if getattr(args, "out", "") and Path(args.out).is_dir():
+    if args.command == "sample" and args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 
 
@@ -191,6 +205,18 @@ def run_nearest(args: argparse.Namespace) -> None:
                      samples_dir=args.samples_dir)
     print(nearest_table(result))
     print(f"wrote {result['figure']} and {result['path']}")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from .paths import run_paths
+    from .pictures.model_card import export_run
+
+    if not args.run and not args.checkpoint:
+        raise UserError("export needs --run NAME or --checkpoint PATH")
+    if args.checkpoint and Path(args.checkpoint).is_dir():
+        raise UserError(f"--checkpoint {args.checkpoint} is a folder: export reads a checkpoint file (.pt)")
+    export_run(run_paths(args.run, "", args.checkpoints_dir).checkpoint_file(args.checkpoint), Path(args.out),
+               args.weights)
 
 
 def run_prepare(args: argparse.Namespace) -> None:
@@ -275,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "train":
             check_command_flags(args)
         {"train": run_train, "sample": run_sample, "evaluate": run_evaluate, "nearest": run_nearest,
-         "prepare": run_prepare}[args.command](args)
+         "export": run_export, "prepare": run_prepare}[args.command](args)
     except BrokenPipeError:  # stdout closed (`... | head`): end quietly
         from .training.signals import silence_stdout
 

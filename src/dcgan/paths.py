@@ -94,6 +94,11 @@ class RunPaths:
         return path
 
 
+def eval_result_path(folder: Path, epoch: int) -> Path:
+    """The measurements of an epoch (evaluate, --eval-every), beside its checkpoint: eval_NNN.json."""
+    return Path(folder) / f"eval_{epoch:03d}.json"
+
+
 def default_run_name(data: str, image_size: int) -> str:
     """fashion-mnist + 32 -> 'fashion-mnist-32'; a folder path -> its last part, e.g. 'anime-64'."""
     stem = Path(data.rstrip("/\\")).name or "run"

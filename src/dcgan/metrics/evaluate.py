@@ -18,7 +18,7 @@ from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..models.conditional import cycling_labels
-from ..paths import root_or_default, run_paths
+from ..paths import eval_result_path, root_or_default, run_paths
 from ..pictures.sampling import generate, load_run, noise_for, real_images_for
 from .classifier import load_or_train_classifier
 from .face_rate import face_rate
@@ -89,7 +89,7 @@ class Evaluator:
 
 
 def write_result(folder: Path, result: dict) -> Path:
-    path = folder / f"eval_{result['epoch']:03d}.json"
+    path = eval_result_path(folder, result["epoch"])
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     return path
 

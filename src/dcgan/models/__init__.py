@@ -8,6 +8,7 @@
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
     contents     what a loaded checkpoint must hold: its config checked like the flags, bookkeeping, finite weights
+    export       G alone as model.safetensors + config.json (the Hugging Face layout), written and checked on load
 
 May import: the shared top-level modules (config, checks, errors, files, lock, paths, device). Nothing of
 data, pictures, metrics or training.

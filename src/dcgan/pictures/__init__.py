@@ -6,6 +6,7 @@
     latent    walks through the latent space: interpolations, loops, single coordinates ranked by influence
     animation  GIFs: training as an animation of the epoch grids, loops through the latent space
     notebook  inline display in Jupyter, and a callback that shows each epoch's grid
+    model_card  `dcgan export`: G's folder with a sample grid and a model card
 
 May import: the shared top-level modules, data and models. Nothing of metrics or training.
 """

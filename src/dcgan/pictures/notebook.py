@@ -61,9 +61,9 @@ def load_notebook_run(run: str, checkpoint: str = "", checkpoints_dir: str = "",
     from .sampling import load_run
 
     if checkpoint:
-        if not Path(checkpoint).is_file():
-            raise UserError(f'no checkpoint at {checkpoint}: set checkpoint = "..." to an existing file, or '
-                            'checkpoint = "" to load a run by its name')
+        if not Path(checkpoint).exists():
+            raise UserError(f'no checkpoint at {checkpoint}: set checkpoint = "..." to an existing file or exported '
+                            'folder, or checkpoint = "" to load a run by its name')
         return load_run("", checkpoints_dir, checkpoint, device)
     root = root_or_default(checkpoints_dir, "checkpoints")
     if not (root / run / "last.pt").is_file():

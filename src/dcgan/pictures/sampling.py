@@ -10,6 +10,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..models.checkpoint import load_checkpoint, restore_sampler, saved_config
 from ..models.conditional import cycling_labels
+from ..models.export import load_export
 
 
 @torch.no_grad()
@@ -38,9 +39,13 @@ def noise_for(count: int, nz: int, seed: int) -> torch.Tensor:
     return torch.randn(count, nz, generator=torch.Generator().manual_seed(seed))
 
 
-def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, TrainConfig, dict]:
+def load_generator(path: Path | str, device: torch.device | str) -> tuple[nn.Module, TrainConfig, dict]:
     """G from a checkpoint (its moving average when it has one; eval mode, on `device`), its config and the
-    whole checkpoint."""
+    whole checkpoint; or from a folder written by `dcgan export`, with its settings and config.json."""
+    path = Path(path)
+    if path.is_dir():
+        generator, cfg, about = load_export(path)
+        return generator.to(device).eval(), cfg, about
     payload = load_checkpoint(path)
     generator = restore_sampler(payload, path)
     return generator.to(device).eval(), saved_config(payload, path), payload
@@ -48,13 +53,16 @@ def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, TrainCo
 
 def load_run(run: str = "", checkpoints_dir: str = "", checkpoint: str = "",
              device: str = "auto") -> tuple[nn.Module, TrainConfig, dict]:
-    """G of a run's last checkpoint (or of `checkpoint`), with its config and the whole checkpoint."""
+    """G of a run's last checkpoint (or of `checkpoint`: a checkpoint file or an export folder), with its config and
+    the whole checkpoint (an export: its config.json)."""
     from ..device import pick_device
     from ..errors import UserError
     from ..paths import run_paths
 
     if not run and not checkpoint:
-        raise UserError("name a run or a checkpoint file to load")
+        raise UserError("name a run, a checkpoint file or an exported folder to load")
+    if checkpoint and Path(checkpoint).is_dir():
+        return load_generator(checkpoint, pick_device(device))
     return load_generator(run_paths(run, "", checkpoints_dir).checkpoint_file(checkpoint), pick_device(device))
 
 

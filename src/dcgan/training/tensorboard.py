@@ -38,7 +38,7 @@ def require_tensorboard(cfg: TrainConfig) -> None:
     """A SettingError before anything starts when --tensorboard is asked for and the package is missing."""
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SettingError("tensorboard", "--tensorboard needs the tensorboard package: pip install -e "
-                           "\".[tensorboard]\" (or pip install tensorboard), or drop --tensorboard")
+                           "\".[tensorboard]\" (or pip install tensorboard), or turn it off with --no-tensorboard")
 
 
 def log_folder(cfg: TrainConfig, paths: RunPaths) -> Path:

@@ -1,0 +1,135 @@
+"""An exported generator: a folder anyone can load without this package's checkpoints, and without pickle.
+
+    <folder>/model.safetensors   G's weights and BatchNorm statistics (safetensors: tensors only, no code)
+    <folder>/config.json         what rebuilds G (arch, image_size, channels, nz, ngf, hidden, conditional, classes),
+                                 which weights these are (ema or raw) and where they came from (run, data, epoch)
+This is the layout Hugging Face's PyTorchModelHubMixin writes and reads (save_pretrained / from_pretrained) for
+`ExportedGenerator`, so a folder is shared with one upload. A folder is untrusted input: `load_export` checks
+every value of config.json like the flags and every tensor against the networks it rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..errors import SettingError, UserError, first_line
+from ..files import atomic_write_bytes, atomic_write_text
+from .build import build_networks
+
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # PyTorchModelHubMixin's names
+EXPORT_VERSION = 1
+GENERATOR_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "hidden", "conditional", "classes")
+ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str}  # where the weights came from
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class ExportedGenerator(nn.Module):
+    """G rebuilt from the settings of config.json; extra keys (the weights' provenance) are accepted and ignored,
+    so `class HubGenerator(ExportedGenerator, PyTorchModelHubMixin)` loads an export with from_pretrained."""
+
+    def __init__(self, arch: str = "dcgan", image_size: int = 64, channels: int = 3, nz: int = 100, ngf: int = 64,
+                 hidden: int = 128, conditional: bool = False, classes: int = 0, **about: Any):
+        super().__init__()
+        settings = TrainConfig(arch=arch, image_size=image_size, channels=channels, nz=nz, ngf=ngf, hidden=hidden,
+                               conditional=conditional, classes=classes).validate()
+        if channels not in (1, 3):
+            raise SettingError("channels", f"channels = {channels!r}: an exported G draws 1 or 3 channels")
+        self.generator = build_networks(settings)[0]
+        self.nz, self.classes = nz, classes if conditional else 0
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        # z: (B, nz), labels: (B,) for a conditional G -> images (B, channels, S, S) in [-1, 1]
+        return self.generator(z) if labels is None else self.generator(z, labels)
+
+
+def export_settings(cfg: TrainConfig, about: dict[str, Any]) -> dict[str, Any]:
+    """config.json of an export: G's settings from the run's config, then `about` (run, data, epoch, ...)."""
+    return {**{name: getattr(cfg, name) for name in GENERATOR_FIELDS}, **about,
+            "dcgan_export_version": EXPORT_VERSION}
+
+
+def write_export(folder: Path, generator: nn.Module, settings: dict[str, Any]) -> None:
+    """Write G (a network built for `settings`) as model.safetensors and config.json, each atomically."""
+    from safetensors.torch import save
+
+    wrapped = ExportedGenerator(**settings)
+    wrapped.generator.load_state_dict(generator.state_dict())
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in wrapped.state_dict().items()}
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
+    atomic_write_text(folder / CONFIG_FILE, json.dumps(settings, indent=2) + "\n")
+
+
+def load_export(folder: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """(G in eval mode on the CPU, a TrainConfig of its settings, config.json) from an export folder; a UserError
+    naming the file and the problem for anything that is not what `write_export` writes."""
+    folder = Path(folder)
+    settings = read_settings(folder)
+    try:
+        wrapped = ExportedGenerator(**{name: settings[name] for name in GENERATOR_FIELDS})
+        cfg = TrainConfig(**{name: settings[name] for name in GENERATOR_FIELDS},
+                          data=settings["data"] or "unknown", run=settings["run"] or "export").validate()
+    except UserError as error:
+        raise altered(folder / CONFIG_FILE, str(error)) from None
+    wrapped.load_state_dict(read_weights(folder / WEIGHTS_FILE, wrapped.state_dict()))
+    return wrapped.generator.eval(), cfg, settings
+
+
+def read_settings(folder: Path) -> dict[str, Any]:
+    """config.json, checked for every key G needs and for the provenance keys' types."""
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: pass a checkpoint file or a folder written by dcgan export")
+    for needed in (path, folder / WEIGHTS_FILE):
+        if not needed.is_file():
+            raise UserError(f"{folder} is not a dcgan export ({needed.name} is missing): write one with python -m "
+                            "dcgan export --run NAME --out DIR, or pass a checkpoint file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise altered(path, f"it is {path.stat().st_size:,} bytes, far more than an export's settings")
+    try:
+        settings = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise altered(path, f"it is not JSON ({first_line(error)})") from None
+    if not isinstance(settings, dict):
+        raise altered(path, "it holds no settings object")
+    missing = [name for name in GENERATOR_FIELDS if name not in settings]
+    if missing:
+        raise altered(path, f"it lacks {', '.join(missing)}")
+    for name, kind in ABOUT_FIELDS.items():
+        value = settings.setdefault(name, kind())
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise altered(path, f"{name} = {value!r:.60} is not a {kind.__name__}")
+    return settings
+
+
+def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """model.safetensors, checked tensor by tensor against the networks config.json describes."""
+    from safetensors.torch import load
+
+    try:
+        tensors = load(path.read_bytes())  # read whole, not memory-mapped: a file changed meanwhile cannot crash
+    except Exception as error:  # the library's own error type differs between versions
+        raise altered(path, f"it is not a safetensors file ({first_line(error)[:120]})") from None
+    unexpected, missing = sorted(set(tensors) - set(expected)), sorted(set(expected) - set(tensors))
+    if unexpected or missing:
+        which = f"unexpected tensor {unexpected[0]!r}" if unexpected else f"tensor {missing[0]!r} is missing"
+        raise altered(path, f"{which} for the G that config.json describes")
+    for name, tensor in tensors.items():
+        wanted = expected[name]
+        if tensor.shape != wanted.shape:
+            raise altered(path, f"tensor {name!r} has shape {tuple(tensor.shape)}, G needs {tuple(wanted.shape)}")
+        if tensor.is_floating_point() != wanted.is_floating_point():
+            raise altered(path, f"tensor {name!r} is {tensor.dtype}, G needs {wanted.dtype}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise altered(path, f"tensor {name!r} holds NaN or infinite values")
+    return {name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()}
+
+
+def altered(path: Path, problem: str) -> UserError:
+    return UserError(f"export file {path}: {problem}; it was altered or written by another program: export the "
+                     "run again (python -m dcgan export)")
