@@ -10,6 +10,7 @@ every value of config.json like the flags and every tensor against the networks 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,11 @@ class ExportedGenerator(nn.Module):
     def __init__(self, arch: str = "dcgan", image_size: int = 64, channels: int = 3, nz: int = 100, ngf: int = 64,
                  hidden: int = 128, conditional: bool = False, classes: int = 0, **about: Any):
         super().__init__()
-        settings = TrainConfig(arch=arch, image_size=image_size, channels=channels, nz=nz, ngf=ngf, hidden=hidden,
-                               conditional=conditional, classes=classes).validate()
+        self.settings = TrainConfig(arch=arch, image_size=image_size, channels=channels, nz=nz, ngf=ngf,
+                                    hidden=hidden, conditional=conditional, classes=classes).validate()
         if channels not in (1, 3):
             raise SettingError("channels", f"channels = {channels!r}: an exported G draws 1 or 3 channels")
-        self.generator = build_networks(settings)[0]
+        self.generator = build_networks(self.settings)[0]
         self.nz, self.classes = nz, classes if conditional else 0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,8 +73,8 @@ def load_export(folder: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     settings = read_settings(folder)
     try:
         wrapped = ExportedGenerator(**{name: settings[name] for name in GENERATOR_FIELDS})
-        cfg = TrainConfig(**{name: settings[name] for name in GENERATOR_FIELDS},
-                          data=settings["data"] or "unknown", run=settings["run"] or "export").validate()
+        cfg = dataclasses.replace(wrapped.settings, data=settings["data"] or "unknown",
+                                  run=settings["run"] or "export").validate()
     except UserError as error:
         raise altered(folder / CONFIG_FILE, str(error)) from None
     wrapped.load_state_dict(read_weights(folder / WEIGHTS_FILE, wrapped.state_dict()))
