@@ -67,7 +67,6 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter  # optional dependency: imported only when used
 
         # purge_step: a fresh run hides every older event here (step 0 on); a resumed one those past its step
-        self.resumed_at = resumed_at
         self.writer = SummaryWriter(str(folder), purge_step=resumed_at + 1 if resumed_at else 0)
 
     def on_train_start(self, state: TrainState) -> None:
