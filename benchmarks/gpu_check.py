@@ -1,6 +1,6 @@
 """One command that checks this repo on a GPU machine and prints the figures for docs/benchmarks.md.
 
-    PYTHONPATH=src python benchmarks/gpu_check.py                         # CUDA: 6 to 8 minutes on an H100
+    PYTHONPATH=src python benchmarks/gpu_check.py                         # CUDA: meant to end within 9 min
     PYTHONPATH=src python benchmarks/gpu_check.py --no-compile            # without the torch.compile rows
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick    # the same checks, tiny, on the CPU
 
@@ -15,7 +15,11 @@ goes to a temporary folder (--work keeps it). The checks, each reported even whe
  3. Fashion-MNIST through the CLI at 64x64 with --eval-every 1 (graphs, as train runs by default), then
     `sample`, `evaluate --features classifier` and `nearest` on that run;
  4. quality: the FID after the same epochs with graphs and eager, two seeds each;
- 5. SIGTERM in the middle of a graphed run, then --resume to the end.
+ 5. SIGTERM in the middle of a graphed run, then --resume to the end;
+ 6. every variant graphed for real against eager (tests/test_cuda_graphs.py, `pytest -m cuda`), a row each:
+    --n-critic 2 with EMA, DiffAugment and labels (fp32 and bf16), WGAN-GP, resnet (dropout), the self-check
+    again 100 replays later, --compile inside graphs, a CPU checkpoint resumed on the GPU, a channels-last one
+    resumed with --compile, and a capture made to fail (a host sync) after which the run trains eagerly.
 The exit code is 1 when a check failed. The last lines are a Markdown table to paste into docs/benchmarks.md.
 """
 
@@ -32,6 +36,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -298,6 +303,29 @@ def sigterm_resume(report: Report, setup: Setup) -> None:
                ok=code == 143 and "continue with --resume" in stopped and last["epoch"] == epochs and graphs_on)
 
 
+def graph_variants(report: Report, setup: Setup) -> None:
+    """tests/test_cuda_graphs.py under pytest (`-m cuda`): a row per test, ok or FAILED (skipped without a GPU)."""
+    results = setup.work / "cuda-tests.xml"
+    out = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", str(REPO / "tests" / "test_cuda_graphs.py"),
+                          "-q", "-p", "no:cacheprovider", f"--junitxml={results}",
+                          f"--basetemp={setup.work / 'cuda-tests'}"], capture_output=True, text=True,
+                         env=package_environment(), cwd=REPO, timeout=900)
+    if not results.is_file():
+        raise RuntimeError(f"pytest exited with {out.returncode} and wrote no results: {out.stdout[-300:]}")
+    for case in ElementTree.parse(results).getroot().iter("testcase"):
+        name = case.get("name", "").removeprefix("test_").replace("_", " ")
+        seconds = float(case.get("time", 0))
+        problem = next((case.find(tag) for tag in ("failure", "error") if case.find(tag) is not None), None)
+        skipped = case.find("skipped")
+        if skipped is not None:
+            report.add(f"graphed vs eager: {name}", f"skipped: {skipped.get('message', '')[:120]}")
+        elif problem is not None:
+            report.add(f"graphed vs eager: {name}", f"{seconds:.0f} s; {problem.get('message', '')[:300]}", ok=False)
+        else:
+            report.add(f"graphed vs eager: {name}", f"{seconds:.0f} s; self-check matched, losses within tolerance",
+                       ok=True)
+
+
 def table(report: Report, header: str) -> str:
     lines = [f"GPU check: {header}", "", "| check | figures | |", "|---|---|---|"]
     lines += [f"| {check} | {figures} | {verdict} |" for check, figures, verdict in report.rows]
@@ -309,7 +337,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a dry run of every check (CPU)")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
-    parser.add_argument("--only", default="speed,same,cli,quality,sigterm",
+    parser.add_argument("--only", default="speed,same,cli,quality,sigterm,graphs",
                         help="comma-separated checks to run (default: all)")
     parser.add_argument("--work", default="", help="folder for the runs (default: a temporary one, removed)")
     parser.add_argument("--data-dir", default=str(REPO / "data"),
@@ -323,7 +351,8 @@ def main() -> int:
     report = Report()
     checks = {"speed": ("speed (images/s)", speed), "same": ("same losses", same_losses),
               "cli": ("Fashion-MNIST through the CLI", cli_run), "quality": ("quality", quality),
-              "sigterm": ("SIGTERM and --resume", sigterm_resume)}
+              "sigterm": ("SIGTERM and --resume", sigterm_resume),
+              "graphs": ("every variant graphed against eager (pytest -m cuda)", graph_variants)}
     with tempfile.TemporaryDirectory() as temporary:
         setup = Setup(sizes, device, Path(args.work or temporary), Path(args.data_dir),
                       compile=args.compile and device.type == "cuda")

@@ -69,6 +69,16 @@ def test_the_ddp_benchmark_measures_one_and_two_processes(tmp_path):
     assert two[5].strip() == "25.4 MB of 25.4 MB of gradients"  # 2 (N - 1) / N of G's and D's fp32 gradients
 
 
+GRAPHED_VARIANTS = [f"graphed vs eager: {name}" for name in (
+    "graphed steps train like eager steps[n-critic 2, EMA, DiffAugment, conditional (fp32)]",
+    "graphed steps train like eager steps[n-critic 2, EMA, DiffAugment, conditional (bf16)]",
+    "graphed steps train like eager steps[wgan-gp]", "graphed steps train like eager steps[resnet (dropout)]",
+    "the self check runs again 100 replays later", "compiled networks inside graphs",
+    "a checkpoint written on the cpu resumes graphed on the gpu",
+    "a channels last checkpoint resumes compiled with moments laid out like the weights",
+    "a capture that fails leaves the generators usable and the run trains eagerly")]  # tests/test_cuda_graphs.py
+
+
 def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, fashion_classifier):
     """The dry run of benchmarks/gpu_check.py: every check runs and reports, the table is printed; on a GPU the
     same script measures the figures."""
@@ -84,7 +94,8 @@ def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, fashion_class
     assert checks == ["speed, batch 16, eager", "speed, batch 16, CUDA graphs", "same losses, bf16, 8 steps of 16",
                       "same losses, fp32, 8 steps of 16", "CLI train, Fashion-MNIST 32x32, 2 epochs", "CLI sample",
                       "CLI evaluate --features classifier", "CLI nearest", "quality, FID after 2 epochs (seeds 0, 1)",
-                      "SIGTERM, then --resume"]
+                      "SIGTERM, then --resume", *GRAPHED_VARIANTS]
     assert "FAILED" not in out.stdout and out.stdout.count("| ok |") == 8
+    assert out.stdout.count("| skipped: needs a CUDA GPU (pytest -m cuda there) |  |") == len(GRAPHED_VARIANTS)
     assert "exit 143: 'stopped by SIGTERM at epoch 2" in out.stdout
     assert re.search(r"^GPU check: \d{4}-\d\d-\d\d, CPU, torch \S+, torchvision \S+", out.stdout, re.MULTILINE)

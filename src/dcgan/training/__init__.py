@@ -5,7 +5,8 @@
     start        starting a run: the request checked, data loaded, networks and optimizers built, restored
     state        TrainState, and what a checkpoint holds of it (saved and restored)
     step         one D step and G step
-    graphs       the whole step captured in CUDA graphs and replayed
+    graphs       the whole step captured in CUDA graphs and replayed, its first replays checked
+    snapshot     what a step changes: copied, put back in place, a replayed step's compared with the eager one's
     runner       how each step runs: eager, from graphs, compiled with a fallback
     losses       bce, lsgan, hinge, wgan-gp and the gradient penalty
     augment      DiffAugment

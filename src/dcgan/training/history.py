@@ -9,8 +9,11 @@ from pathlib import Path
 
 import torch
 
-COLUMNS = ("kind", "epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "images_per_s", "fid")
-# fid: on epoch rows measured by --eval-every, empty elsewhere
+COLUMNS = ("kind", "epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "images_per_s", "fid", "check",
+           "difference")
+# fid: on epoch rows measured by --eval-every, empty elsewhere. check, difference: on graph_check rows (CUDA
+# graphs' self-check, training/graphs.py), "match" or "differs" and the largest difference found
+TEXT_COLUMNS = ("kind", "check")
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # D_x = mean D(x), D_G_z = mean D(G(z)), as probabilities
 
 
@@ -67,11 +70,12 @@ def history_csv(rows: list[dict]) -> str:
 
 
 def read_history_csv(path: Path) -> list[dict]:
-    """history.csv back as rows with numbers (epoch and step as int, the rest float; empty cells left out)."""
+    """history.csv back as rows with numbers (epoch and step as int, the words of TEXT_COLUMNS as they are, the rest
+    float; empty cells left out)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     typed = []
     for row in rows:
-        typed.append({key: value if key == "kind" else (int(value) if key in ("epoch", "step") else float(value))
+        typed.append({key: value if key in TEXT_COLUMNS else (int(value) if key in ("epoch", "step") else float(value))
                       for key, value in row.items() if value != ""})
     return typed

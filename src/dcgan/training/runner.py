@@ -9,15 +9,15 @@ the run is the one an uncompiled run would have trained.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 
 import torch
 
 from ..errors import first_line
-from .graphs import CaptureFailed, GraphedSteps
-from .state import TrainState, rank_streams, set_rank_streams
+from .graphs import WARMUP_G_STEPS, GraphedSteps
+from .snapshot import restore_snapshot, take_snapshot
+from .state import TrainState
 from .step import train_step
 
 GUARDED_G_STEPS = 2  # compiled steps of each kind that run guarded (compilation happens in the first ones)
@@ -27,8 +27,11 @@ class StepRunner:
     """`runner(real, labels)` trains one step of `state` and returns its metrics (on the device)."""
 
     def __init__(self, state: TrainState, log: Callable[[str], None]):
+        # a guarded step that fails is undone by restoring tensors in place; after a capture, a graph would keep
+        # writing the tensors a failed step had, so every guarded step must come before the capture
+        assert GUARDED_G_STEPS < WARMUP_G_STEPS, "the compile guard must end before the graphs are captured"
         self.state, self.log = state, log
-        self.graphed = GraphedSteps(state) if state.plan.cuda_graphs else None
+        self.graphed = GraphedSteps(state, log) if state.plan.cuda_graphs else None
         self.guard_left = GUARDED_G_STEPS * state.cfg.n_critic if state.plan.compile else 0
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -40,19 +43,14 @@ class StepRunner:
     def plain(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.graphed is None:
             return train_step(self.state, real, labels)
-        try:
-            return self.graphed(real, labels)
-        except CaptureFailed as failure:
-            self.graphed = None
-            self.log(f"CUDA graphs off: capturing the step failed ({failure}); training goes on eagerly")
-            return train_step(self.state, real, labels)
+        return self.graphed(real, labels)
 
     def guarded(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        saved = snapshot(self.state)
+        saved = take_snapshot(self.state)
         try:
             return self.plain(real, labels)
         except Exception as error:  # noqa: BLE001 (a compiler failure can be any exception)
-            restore(self.state, saved)
+            restore_snapshot(self.state, saved)
             uncompile(self.state)
             self.log(f"torch.compile failed ({type(error).__name__}: {first_line(error)[:160]}); training goes on "
                      "with the plain networks")
@@ -66,25 +64,3 @@ def uncompile(state: TrainState) -> None:
         compiled = getattr(state, name)
         setattr(state, name, getattr(compiled, "_orig_mod", compiled))
     state.plan = dataclasses.replace(state.plan, compile=False)
-
-
-def snapshot(state: TrainState) -> dict:
-    """Copies of what a step changes: weights and buffers, optimizer states, random streams."""
-    networks = {name: net for name, net in (("generator", state.generator), ("discriminator", state.discriminator),
-                                            ("ema", state.ema_generator)) if net is not None}
-    return {"networks": {name: {key: value.clone() for key, value in net.state_dict().items()}
-                         for name, net in networks.items()},
-            "optimizers": [copy.deepcopy(opt.state_dict()) for opt in (state.opt_g, state.opt_d)],
-            "streams": rank_streams(state)}
-
-
-def restore(state: TrainState, saved: dict) -> None:
-    networks = {"generator": state.generator, "discriminator": state.discriminator, "ema": state.ema_generator}
-    with torch.no_grad():
-        for name, values in saved["networks"].items():
-            networks[name].load_state_dict(values)
-    for optimizer, values in zip((state.opt_g, state.opt_d), saved["optimizers"]):
-        optimizer.load_state_dict(values)
-        optimizer.zero_grad(set_to_none=True)
-    set_rank_streams(state, saved["streams"])
-    state.discriminator.requires_grad_(True)

@@ -152,12 +152,25 @@ def restore_state(state: TrainState, payload: dict, path: Path) -> None:
 
 def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, lr: float, cfg: TrainConfig) -> None:
     """Adam's moments from the checkpoint, with this run's learning rate and betas (which --resume may change),
-    and this run's implementation (fused, capturable: a checkpoint from a GPU run resumes on the CPU)."""
+    implementation and memory layout: a checkpoint written on the CPU resumes on a GPU with graphs, one from a
+    channels-last run resumes with --compile or --channels-last off, and the other way round."""
     implementation = {key: optimizer.defaults[key] for key in ("fused", "capturable", "foreach")
                       if key in optimizer.defaults}
-    optimizer.load_state_dict(saved)
-    for group in optimizer.param_groups:
-        group.update(implementation, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    # load_state_dict places each `step` by the saved groups' fused / capturable flags (on the parameter's device
+    # for fused or capturable Adam, else where it was saved): they must be this run's before loading
+    groups = [{**group, **implementation, "lr": lr, "betas": (cfg.beta1, cfg.beta2)}
+              for group in saved["param_groups"]]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+    lay_out_like_parameters(optimizer)
+
+
+def lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Give every moment its parameter's strides: a loaded moment keeps the layout it was saved in, and fused Adam
+    needs moments shaped and strided like their parameter."""
+    for parameter, values in optimizer.state.items():
+        for key, value in values.items():
+            if key != "step" and isinstance(value, torch.Tensor) and value.stride() != parameter.stride():
+                values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def restore_rank_streams(state: TrainState, rng: dict) -> None:
