@@ -139,7 +139,7 @@ def corrupt(out, problem):
 @pytest.mark.parametrize("problem, told", [
     ("no weights", "is not a dcgan export (model.safetensors is missing)"),
     ("not json", "config.json: it is not JSON"),
-    ("huge config", "far more than an export's settings"),
+    ("huge config", "more than the 1,048,576 it may be"),
     ("nz as text", "nz = '16' is not a whole number"),
     ("odd size", "unsupported image size 33"),
     ("escaping run", "run name"),
@@ -164,11 +164,11 @@ def test_export_refuses_what_would_lose_or_mix_files(ema_run, small_config, caps
     state, out = ema_run
     runs = state.paths.checkpoints.parent
     assert export(state, state.paths.checkpoints) == 2  # the run's own folder: its config.json would be replaced
-    assert "holds checkpoints" in capsys.readouterr().err
+    assert "holds 'epoch_001.pt', which is not a file of a dcgan export" in capsys.readouterr().err
     out.mkdir()
     (out / "config.json").write_text('{"model_type": "bert"}')
     assert export(state, out) == 2
-    assert "not a dcgan export" in capsys.readouterr().err and not (out / "model.safetensors").exists()
+    assert "but no dcgan config.json" in capsys.readouterr().err and not (out / "model.safetensors").exists()
     (out.parent / "a-file").write_text("")
     assert export(state, out.parent / "a-file") == 2
     assert "is a file, not a folder" in capsys.readouterr().err

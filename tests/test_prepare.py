@@ -73,8 +73,8 @@ def test_the_command_prints_the_summary(raw_pictures, tmp_path, capsys):
 @pytest.mark.parametrize("change, message", [
     (dict(src="missing"), "is not a folder"),
     (dict(dst="raw/inside"), "lies inside SRC"),
-    (dict(size=4), "--size must be between"),
-    (dict(margin=-1), "--margin must be between"),
+    (dict(size=4), "--size must be at least 8"),
+    (dict(margin=-1), "--margin must be 0 or more"),
     (dict(crop_faces="dog"), "unknown --crop-faces"),
 ])
 def test_prepare_refuses_bad_input_before_writing(raw_pictures, tmp_path, change, message):

@@ -18,8 +18,9 @@ from PIL import Image
 
 from dcgan import TrainingStopped, UserError, train
 from dcgan.cli import main
-from dcgan.lock import LOCK_NAME, RunLock
+from dcgan.lock import RunLock
 from dcgan.models.checkpoint import load_checkpoint
+from dcgan.paths import LOCK_FILE as LOCK_NAME
 from dcgan.training.callbacks import Callback
 
 

@@ -5,6 +5,7 @@ setting and what to do."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,26 @@ RUN_NAME_MAX = 100  # characters; the folder name stays far below the file syste
 
 
 def check_number(setting: str, value: float, low: float, high: float | None = None, flag: str = "") -> None:
-    """`value` is finite and within [low, high] (no upper bound when `high` is None)."""
+    """`value` is finite and within [low, high] (no upper bound when `high` is None), whatever its size: a whole
+    number of 400 digits is compared as it is, never turned into a float."""
     flag = flag or f"--{setting.replace('_', '-')}"
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise SettingError(setting, f"{flag} must be a finite number, got {value}")
     if value < low:
         floor = "0 or more" if low == 0 else f"at least {low}"
-        raise SettingError(setting, f"{flag} must be {floor}, got {value}")
+        raise SettingError(setting, f"{flag} must be {floor}, got {shown_number(value)}")
     if high is not None and value > high:
-        raise SettingError(setting, f"{flag} must be at most {high:,}, got {value:,}: lower it")
+        raise SettingError(setting, f"{flag} must be at most {high:,}, got {shown_number(value)}: lower it")
+
+
+def shown_number(value: float) -> str:
+    """A number for a message: in full, or its first digits and its length when it is long (an int of thousands
+    of digits is never turned into text: Python refuses to above 4,300)."""
+    if isinstance(value, int) and value.bit_length() > 80:
+        digits = len(str(abs(value))) if value.bit_length() < 14_000 else int(value.bit_length() * 0.30103) + 1
+        leading = str(abs(value))[:11] if value.bit_length() < 14_000 else ""
+        return f"{'-' if value < 0 else ''}{leading or 'a number of'}... ({digits:,} digits)"
+    return f"{value:,}"
 
 
 def check_run_name(run: str, flag: str = "--run") -> None:
@@ -35,11 +47,20 @@ def check_run_name(run: str, flag: str = "--run") -> None:
                            f"digits, '-', '_' or '.', starting with a letter or digit ({flag})")
 
 
-def check_folder(flag: str, value: str) -> None:
-    """A folder setting names a folder, or a path where one can be made; not a file."""
-    if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
-        raise SettingError(flag.lstrip("-").replace("-", "_"), f"{flag} {value} is a file, not a folder: name a "
-                           "folder (it is made when missing)")
+def check_folder(flag: str, value: str, writes: bool = False) -> None:
+    """A folder setting names a folder, or a path where one can be made: not a file, nor anything under a file;
+    with `writes`, where this process can write (not a read-only mount)."""
+    if not value:
+        return
+    path = Path(value).expanduser()
+    setting = flag.lstrip("-").replace("-", "_")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())  # "/" at the latest
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under {existing}, which is a file"
+        raise SettingError(setting, f"{flag} {value} {where}, not a folder: name a folder (it is made when missing)")
+    if writes and not os.access(existing, os.W_OK):
+        raise SettingError(setting, f"{flag} {value} cannot be written ({existing} is read-only to this process): "
+                           "name a folder you can write, or make it writable")
 
 
 def check_places(settings: Any) -> None:
@@ -47,3 +68,29 @@ def check_places(settings: Any) -> None:
     or a command's parsed flags) has, before anything is written."""
     for name in ("data_dir", "samples_dir", "checkpoints_dir", "logdir"):
         check_folder(f"--{name.replace('_', '-')}", getattr(settings, name, ""))
+
+
+def check_run_folders(run_folders: dict[str, Path], protected: dict[str, Path]) -> None:
+    """Refuse, before anything is written, a run folder (flag -> folder) that is, contains or lies inside the
+    other run folder or a protected one (words -> folder: the data, the checkout's source folders): the run's
+    files would mix with them, and --overwrite would delete among them."""
+    named = list(run_folders.items())
+    for index, (flag, folder) in enumerate(named):
+        others = {**{f"the run's other folder ({other_flag})": other for other_flag, other in named[index + 1:]},
+                  **protected}
+        for words, other in others.items():
+            relation = nesting(Path(folder), Path(other))
+            if relation:
+                raise SettingError(flag.lstrip("-").replace("-", "_"), f"the run folder {folder} {relation} {words}, "
+                                   f"{other}: choose another {flag} or --run name (a run's folder holds only its own "
+                                   "files)")
+
+
+def nesting(folder: Path, other: Path) -> str:
+    """How `folder` lies against `other` once links are resolved: "is", "lies inside", "contains", or ""."""
+    folder, other = folder.expanduser().resolve(), other.expanduser().resolve()
+    if folder == other:
+        return "is"
+    if other in folder.parents:
+        return "lies inside"
+    return "contains" if folder in other.parents else ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ COMMAND_LIMITS = {
     "sample": {"n": (1, 10_000), "nrow": (0, 10_000), "seed": SEED},
     "evaluate": {"n": (2, 1_000_000), "face_n": (1, 100_000), "seed": SEED},
     "nearest": {"n": (2, 100_000), "show": (1, 64), "seed": SEED},
-    "prepare": {"min_face": (1, None), "workers": (0, 1024)},
+    "prepare": {"min_face": (1, 100_000), "workers": (0, 1024)},
 }
 # What to lower when a command runs out of memory
 MEMORY_ADVICE = {
@@ -291,6 +290,16 @@ def sample_labels(cfg: TrainConfig, n: int, class_index: int | None):
     return torch.full((n,), class_index), 0
 
 
+def reports_mistakes(command: str) -> bool:
+    """Whether this process prints a mistake: every process meets it, so among the processes torchrun started
+    for a train only rank 0 does; other commands are never distributed, whatever the environment says."""
+    if command != "train":
+        return True
+    from .training.distributed import torchrun_rank
+
+    return torchrun_rank() in (None, 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -316,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         if args.debug:
             raise
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the mistake: one reports it
+        if reports_mistakes(args.command):
             print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stop:  # a signal or non-finite losses: the message says what was saved

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import check_number, check_run_name
+from .checks import check_number, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
 
@@ -30,11 +30,13 @@ FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever t
 PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "logdir", "inception_weights", "checkpoint")
 # (lowest, highest) of every number setting; None: no upper bound. Beyond these a run cannot work or cannot fit.
 LIMITS = {
-    "image_size": (1, 1024), "limit": (0, None), "nz": (1, 4096), "ngf": (1, 1024), "ndf": (1, 1024),
-    "hidden": (1, 16384), "classes": (0, 10_000), "gp_weight": (0, 1e6), "n_critic": (0, 100), "ema": (0, 1),
+    "image_size": (1, 1024), "channels": (0, 3), "limit": (0, 10**12), "nz": (1, 4096), "ngf": (1, 1024),
+    "ndf": (1, 1024), "hidden": (1, 16384), "classes": (0, 10_000), "gp_weight": (0, 1e6), "n_critic": (0, 100),
+    "ema": (0, 1),
     "epochs": (1, 1_000_000), "batch_size": (1, 65_536), "lr": (0, None), "lr_g": (0, None), "lr_d": (0, None),
     "real_label": (0, 1), "fake_label": (0, 1), "seed": (0, 2**32 - 1),
-    "keep_last": (0, None), "log_every": (1, None), "checkpoint_every_steps": (0, None), "eval_every": (0, None),
+    "keep_last": (0, 1_000_000), "log_every": (1, 10**12), "checkpoint_every_steps": (0, 10**12),
+    "eval_every": (0, 1_000_000),
     "eval_n": (0, 1_000_000),
 }
 
@@ -120,7 +122,8 @@ class TrainConfig:
     inception_weights: str = setting("", "Inception FID weights file; empty looks in $TORCH_HOME/hub/checkpoints/")
     resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
     checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
-    overwrite: bool = setting(False, "start the run afresh, deleting its existing samples and checkpoints")
+    overwrite: bool = setting(False, "start the run afresh, deleting the samples and checkpoints it wrote (by their "
+                              "exact names: files of your own stay)")
     tensorboard: bool = setting(False, "also write TensorBoard logs: curves every --log-every steps, FID, the epoch "
                                 "grids and the config (needs pip install -e \".[tensorboard]\")")
     logdir: str = setting("", "with --tensorboard: root folder of the logs, each run in <logdir>/<run>/; empty "
@@ -236,8 +239,12 @@ def typed_setting(name: str, value: Any, default: Any) -> Any:
               float: (numbers.Real, "a number"), str: (str, "a string")}
     accepted, description = wanted[kind]
     if isinstance(value, accepted) and (kind is bool or not isinstance(value, bool)):
-        return kind(value)
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        try:
+            return kind(value)
+        except OverflowError:  # a whole number too large for a float
+            raise SettingError(name, f"{name} = {shown_number(value)} is far too large") from None
+    shown = shown_number(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
     raise SettingError(name, f"{name} = {shown} is not {description} (e.g. {name} = {default!r})")
 
 

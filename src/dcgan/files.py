@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
+import json
 import os
+import re
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from .errors import UserError, first_line
 
 TEMPORARY_SUFFIX = ".tmp"  # .<name>.<random>.tmp: a write in progress, or one a killed process left behind
+MAX_JSON_DEPTH = 32  # nesting of any JSON file read (dcgan's own nest at most 3 deep)
+STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class UnreadableFile(ValueError):
+    """A file to read that is not what it should be; the message says why, as a phrase ("it is a link")."""
 
 
 class WriteError(UserError):
@@ -102,14 +114,6 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def remove_leftover_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files that processes killed mid-write left in `folder`; return them."""
-    leftovers = sorted(Path(folder).glob(f".*{TEMPORARY_SUFFIX}")) if Path(folder).is_dir() else []
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)
-    return leftovers
-
-
 def sync_folder(folder: Path) -> None:
     """Make a rename inside `folder` durable (no-op where folders cannot be opened, e.g. Windows)."""
     try:
@@ -141,3 +145,102 @@ def process_alive(pid: int) -> bool:
     except OSError:  # e.g. PermissionError: it exists, owned by someone else
         return True
     return True
+
+
+@contextlib.contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A new, empty folder beside `target` (.<name>.<pid>.new.tmp) to write a whole folder into before
+    replace_folder puts it in place; whatever is left of it is removed on the way out."""
+    staging = Path(target).parent / f".{Path(target).name}.{os.getpid()}.new{TEMPORARY_SUFFIX}"
+    make_folder(staging.parent)
+    remove_folder_of_ours(staging)  # one a killed process of the same PID left
+    make_folder(staging)
+    try:
+        yield staging
+    finally:
+        remove_folder_of_ours(staging)
+
+
+def replace_folder(new: Path, target: Path, names: tuple[str, ...]) -> None:
+    """Put the folder `new` in the place of `target`, which is missing, empty, or holds only files named `names`
+    (checked by the caller): `target` is moved aside, `new` moved in, then the old files deleted by those names.
+    A failure leaves `target` as it was; a reader sees the old folder or the new one, never a mix."""
+    target = Path(target)
+    old = target.parent / f".{target.name}.{os.getpid()}.old{TEMPORARY_SUFFIX}"
+    try:
+        if target.exists():
+            os.rename(target, old)
+            try:
+                os.rename(new, target)
+            except OSError:
+                os.rename(old, target)
+                raise
+            for name in names:
+                (old / name).unlink(missing_ok=True)
+            old.rmdir()
+        else:
+            os.rename(new, target)
+    except OSError as error:
+        raise WriteError(f"cannot put the new {target} in place ({error.strerror or first_line(error)}): the folder "
+                         f"there before is left as it was; {what_to_do(error, target / 'x')}") from None
+    sync_folder(target.parent)
+
+
+def remove_folder_of_ours(folder: Path) -> None:
+    """Delete a folder this process made and filled (its plain files, then itself); links are removed, never
+    followed."""
+    if not os.path.lexists(folder) or not stat.S_ISDIR(os.lstat(folder).st_mode):
+        return
+    for name in os.listdir(folder):
+        os.unlink(Path(folder) / name)
+    os.rmdir(folder)
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, opened without following a link (and without waiting
+    on a FIFO); UnreadableFile otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UnreadableFile("it is a link (dcgan reads the file itself, never through a link)") from None
+        raise UnreadableFile(f"it cannot be read ({error.strerror or first_line(error)})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile("it is not a regular file")
+        try:
+            data = handle.read(max_bytes + 1) if info.st_size <= max_bytes else b""
+        except OSError as error:
+            raise UnreadableFile(f"it cannot be read ({error.strerror or first_line(error)})") from None
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        raise UnreadableFile(f"it is {max(info.st_size, len(data)):,} bytes, more than the {max_bytes:,} it may be")
+    return data
+
+
+def read_json(path: Path, max_bytes: int) -> Any:
+    """A JSON file read whole and checked before parsing: a regular file (read_regular), UTF-8, nested at most
+    MAX_JSON_DEPTH levels; UnreadableFile otherwise."""
+    try:
+        text = read_regular(path, max_bytes).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile("it is not UTF-8 text") from None
+    return parse_json(text)
+
+
+def parse_json(text: str) -> Any:
+    """JSON text, refused (UnreadableFile) before parsing when it nests deeper than MAX_JSON_DEPTH levels."""
+    depth = deepest = 0
+    for match in STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise UnreadableFile(f"it nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise UnreadableFile(f"it is not JSON ({first_line(error)[:80]})") from None

@@ -11,28 +11,30 @@ atomically, so they never see a half-written one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 
-from .errors import UserError
-from .files import make_folder
+from .errors import UserError, first_line
+from .files import WriteError, make_folder, parse_json, what_to_do
+from .paths import LOCK_FILE
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None
 
-LOCK_NAME = "train.lock"
 
 
 class RunLock:
     """The lock of the run whose checkpoints live in `folder`; a context manager, or acquire() / release()."""
 
     def __init__(self, folder: Path, run: str):
-        self.path = Path(folder) / LOCK_NAME
+        self.path = Path(folder) / LOCK_FILE
         self.run = run
         self.fd: int | None = None
         self.made_folder = False  # whether acquire made the folder (release removes it when it stayed empty)
@@ -45,7 +47,7 @@ class RunLock:
         if fcntl is None:
             return ""
         while self.fd is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = self.open_lock_file()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -64,6 +66,24 @@ class RunLock:
             return (f"note: run '{self.run}' was locked by process {previous['pid']}{describe_owner(previous)}, "
                     "which ended without releasing it; taking the lock over")
         return ""
+
+    def open_lock_file(self) -> int:
+        """The lock file, opened for writing without following a link; a UserError when it is a link, a folder or
+        anything but a regular file (nothing is written through it), a WriteError when it cannot be written."""
+        fd = None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK, 0o666)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.EISDIR) and not self.path.is_symlink():
+                raise WriteError(f"cannot write the run's lock {self.path} ({error.strerror or first_line(error)}): "
+                                 f"{what_to_do(error, self.path)}") from None
+        if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        if fd is not None:
+            os.close(fd)
+        kind = "a link" if self.path.is_symlink() else "a folder" if self.path.is_dir() else "a special file"
+        raise UserError(f"{self.path} is {kind}, not the run's lock file: move it away (dcgan writes nothing "
+                        "through it)")
 
     def release(self) -> None:
         """Remove the lock file, then drop the flock (in that order, so no one takes a file about to vanish)."""
@@ -97,8 +117,8 @@ def names_same_file(path: Path, fd: int) -> bool:
 def read_record(fd: int) -> dict:
     """The owner recorded in an open lock file ({} when empty or unreadable)."""
     try:
-        record = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
+        record = parse_json(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+    except (OSError, ValueError):  # (UnreadableFile and UnicodeDecodeError among them)
         return {}
     return record if isinstance(record, dict) else {}
 

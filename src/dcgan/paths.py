@@ -1,10 +1,28 @@
-"""Where the repo's data/, samples/ and checkpoints/ folders are, wherever Python was started."""
+"""Where the repo's data/, samples/ and checkpoints/ folders are, wherever Python was started; and every file the
+tool writes into a run's folders, by exact name (what --overwrite may delete, what counts as an epoch's file)."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+# The files dcgan writes into samples/<run>/ (train, sample, nearest, and the notebooks through the package)...
+SAMPLE_FILES = re.compile(r"real\.png|epoch_\d{3,}\.png|progress\.gif|losses\.png|interpolation\.gif|nearest\.png"
+                          r"|compare\.png|variants\.png|latent_(interpolation|walks)\.png|latent_sweep_z\d+\.png"
+                          r"|sample_seed\d+(_class\d+)?\.png")
+# ...into checkpoints/<run>/, besides the run's lock (lock.py), which its owner removes...
+CHECKPOINT_FILES = re.compile(r"epoch_\d{3,}\.pt|last\.pt|best\.pt|config\.json|history\.csv"
+                              r"|(eval|nearest)_\d{3,}\.json")
+LOCK_FILE = "train.lock"
+TENSORBOARD_FOLDER = "tb"  # ...into checkpoints/<run>/tb/ (TensorBoard's event files)...
+TENSORBOARD_FILES = re.compile(r"events\.out\.tfevents\..+")
+# ...and the temporary file of a write in progress: .<one of those names>.<random>[.link].tmp (files.py)
+TEMPORARY_FILE = re.compile(r"\.(?P<name>.+)\.\w+(\.link)?\.tmp")
+EPOCH_FILE = re.compile(r"epoch_(\d{3,})\.(png|pt)")
+SOURCE_FOLDERS = ("src", "tests", "notebooks", "benchmarks", "docs", ".git", ".ci")  # a checkout's own folders
 
 
 def is_repo_root(folder: Path) -> bool:
@@ -59,7 +77,7 @@ class RunPaths:
         return self.samples / "interpolation.gif"
 
     def epoch_grids(self) -> list[Path]:
-        return sorted(self.samples.glob("epoch_[0-9][0-9][0-9]*.png"))
+        return epoch_files(self.samples, "png")
 
     @property
     def losses_plot(self) -> Path:
@@ -82,7 +100,21 @@ class RunPaths:
         return self.checkpoints / "history.csv"
 
     def epoch_checkpoints(self) -> list[Path]:
-        return sorted(self.checkpoints.glob("epoch_[0-9][0-9][0-9]*.pt"))
+        return epoch_files(self.checkpoints, "pt")
+
+    def written_files(self) -> tuple[list[Path], list[Path]]:
+        """(the regular files of the run's folders that dcgan wrote, by exact name; everything else there, which
+        is never deleted): folders, links and other people's files are in the second list."""
+        written, other = [], []
+        for folder, names in ((self.samples, SAMPLE_FILES), (self.checkpoints, CHECKPOINT_FILES)):
+            for path in entries(folder):
+                if path.name == TENSORBOARD_FOLDER and folder == self.checkpoints and is_plain_folder(path):
+                    for event in entries(path):
+                        (written if TENSORBOARD_FILES.fullmatch(event.name) and is_regular(event) else other
+                         ).append(event)
+                elif path.name != LOCK_FILE:
+                    (written if is_regular(path) and is_written_name(path.name, names) else other).append(path)
+        return written, other
 
     def checkpoint_file(self, explicit: str = "") -> Path:
         """`explicit` when given, else the run's last.pt; a UserError when that file does not exist."""
@@ -92,6 +124,58 @@ class RunPaths:
         if not path.is_file():
             raise UserError(f"no checkpoint at {path}: train run '{self.name}' first, or pass --checkpoint PATH")
         return path
+
+
+def epoch_files(folder: Path, extension: str) -> list[Path]:
+    """The folder's epoch_NNN.<extension> files, by exact name, in epoch order (epoch_1000 after epoch_999); only
+    regular files (a folder or a link of that name is not dcgan's)."""
+    numbered = []
+    for path in entries(folder):
+        match = EPOCH_FILE.fullmatch(path.name)
+        if match and match[2] == extension and is_regular(path):
+            numbered.append((int(match[1]), path))
+    return [path for _, path in sorted(numbered)]
+
+
+def epoch_number(path: Path) -> int:
+    """samples/<run>/epoch_007.png -> 7."""
+    return int(EPOCH_FILE.fullmatch(Path(path).name)[1])
+
+
+def is_written_name(name: str, names: re.Pattern) -> bool:
+    """A name dcgan writes, or the temporary file of a write of one."""
+    temporary = TEMPORARY_FILE.fullmatch(name)
+    return bool(names.fullmatch(name) or (temporary and names.fullmatch(temporary["name"])))
+
+
+def entries(folder: Path) -> list[Path]:
+    """What a folder holds, sorted ([] when it is missing or not a folder); links are listed, never followed."""
+    try:
+        return sorted(Path(folder) / name for name in os.listdir(folder)) if is_plain_folder(folder) else []
+    except OSError:
+        return []
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file itself, not a link to one."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_plain_folder(path: Path) -> bool:
+    """A folder itself, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def source_folders() -> list[Path]:
+    """The folders of this checkout's own files (src/, tests/, .git/, ...): no run may write into them."""
+    root = repo_root()
+    return [root / name for name in SOURCE_FOLDERS] if is_repo_root(root) else []
 
 
 def eval_result_path(folder: Path, epoch: int) -> Path:

@@ -30,10 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError, first_line
-from ..files import atomic_write_bytes, atomic_write_text, process_alive
+from ..files import atomic_write_bytes, atomic_write_text, process_alive, read_json
 from .decode import printable, write_decoded
 from .sources import resolve_source
 from .transforms import to_signed
+
+CACHE_FOLDER = ".cache"  # in the data folder (data/ by default)
+MAX_META_BYTES = 1 << 24  # a cache's .json: its shape, checksums and the skipped files counted by reason
 
 
 @dataclass
@@ -120,7 +123,7 @@ def load_cached(cache_dir: Path, key: str, verify: bool = True) -> ImageData | N
     """The cached data for `key`, or None when it is missing, or (verify) does not match its size or checksums."""
     images_file, labels_file, meta_file = cache_paths(cache_dir, key)
     try:
-        meta = json.loads(meta_file.read_text())
+        meta = read_json(meta_file, MAX_META_BYTES)
         shape, crc = tuple(meta["shape"]), meta["crc32"]
         if images_file.stat().st_size != int(np.prod(shape)):
             return None
@@ -241,6 +244,6 @@ def load_image_data(data: str, image_size: int, channels: int, data_dir: Path, d
     source = resolve_source(data, data_dir, download, split)
     channels = channels or source.native_channels()
     key = f"{source.cache_stem}-{image_size}px-{channels}ch"
-    cache_dir = data_dir / ".cache"
+    cache_dir = data_dir / CACHE_FOLDER
     remove_dead_partials(cache_dir)
     return load_cached(cache_dir, key) or build_cache(source, image_size, channels, cache_dir, key, progress)

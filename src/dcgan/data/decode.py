@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -124,13 +126,48 @@ def decode_file(path: str, size: int, channels: int) -> tuple[np.ndarray | None,
 
 
 def parallel_map(job, items: list, workers: int, chunksize: int = 64) -> Iterator:
-    """job(item) for each item, in order, computed by `workers` processes when there are enough items to pay."""
+    """job(item) for each item, in order, computed by `workers` processes when there are enough items to pay. A
+    stop (SIGINT, SIGTERM) while the workers start is held until the pool is up, then acted on as usual inside it,
+    so the pool is shut down whole: no worker is left half-started to fail on its closed pipe."""
     if workers <= 1 or len(items) < PARALLEL_FROM:
         yield from map(job, items)
         return
     # spawn: safe next to torch's threads, and works from notebooks since the jobs are importable functions
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    held = HeldStops()
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=quiet_worker)
+    except BaseException:
+        held.release()
+        raise
+    with pool:
+        held.release()
         yield from pool.imap(job, items, chunksize=chunksize)
+
+
+def quiet_worker() -> None:
+    """A worker leaves Ctrl-C to its parent, which stops the pool (a terminal sends SIGINT to every process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class HeldStops:
+    """From creation to release(), SIGINT and SIGTERM are noted instead of handled; release() hands the first one
+    to the handler in place before (in the main thread; elsewhere signals are not ours to hold)."""
+
+    def __init__(self):
+        self.held: list[int] = []
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {number: signal.signal(number, self.hold) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def hold(self, number: int, frame) -> None:
+        self.held.append(number)
+
+    def release(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+        if self.held:
+            signal.raise_signal(self.held[0])
 
 
 def decoded_stream(paths: list[str], size: int, channels: int, workers: int) -> Iterator[tuple]:

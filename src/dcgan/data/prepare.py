@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..checks import check_number
 from ..errors import UserError
 from ..files import atomic_write_bytes, png_bytes
 from .decode import default_workers, parallel_map, printable, read_image
@@ -98,10 +99,8 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
     source, target = Path(src).expanduser(), Path(dst).expanduser()
     if crop_faces and crop_faces not in PACKAGES:
         raise UserError(f"unknown --crop-faces '{crop_faces}': use {' or '.join(PACKAGES)}")
-    if not 8 <= size <= 1024:
-        raise UserError(f"--size must be between 8 and 1024 pixels, got {size}")
-    if not 0 <= margin <= 2:
-        raise UserError(f"--margin must be between 0 and 2 (a share of the face size), got {margin}")
+    check_number("size", size, 8, 1024)  # pixels
+    check_number("margin", margin, 0, 2)  # a share of the face's size
     check_folders(source, target, overwrite)
     if crop_faces:
         face_detector(crop_faces)  # a missing package fails here, before any work

@@ -195,6 +195,26 @@ NAMED_FOLDERS = {  # name -> (folders to look in, in order; how to get the data)
 }
 
 
+def data_folder(data: str, data_dir: Path) -> Path | None:
+    """The folder a `--data` value reads its images from, when it exists (None for synthetic data, a dataset not
+    there yet or a missing path); nothing is listed or decoded, so a run can refuse folders before it starts."""
+    if data in LABELLED:
+        _, tv_name, debian_folder = LABELLED[data]
+        found = find_idx_files([data_dir / tv_name / "raw", data_dir / data, debian_folder], "train")
+        return found[0].parent if found else None
+    if data in NAMED_FOLDERS:
+        return next((data_dir / folder for folder in NAMED_FOLDERS[data][0] if (data_dir / folder).is_dir()), None)
+    if data == "synthetic":
+        return None
+    return next((candidate for candidate in folder_candidates(data) if candidate.is_dir()), None)
+
+
+def folder_candidates(data: str) -> list[Path]:
+    """Where a folder named by `--data` may be: the path itself, or relative to the working directory or the repo."""
+    path = Path(data).expanduser()
+    return [path] if path.is_absolute() else [Path.cwd() / path, repo_root() / path]
+
+
 def resolve_source(data: str, data_dir: Path, download: bool = True, split: str = "train"):
     """Turn a `--data` value into a source, or raise UserError saying what to do."""
     if data in LABELLED:
@@ -207,9 +227,7 @@ def resolve_source(data: str, data_dir: Path, download: bool = True, split: str 
             if (data_dir / folder).is_dir():
                 return FolderSource(data_dir / folder)
         raise UserError(f"{data} not found in {printable(data_dir)}: {how}")
-    path = Path(data).expanduser()
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path, repo_root() / path]
-    for candidate in candidates:
+    for candidate in folder_candidates(data):
         if candidate.is_dir():
             return FolderSource(candidate)
         if candidate.exists():

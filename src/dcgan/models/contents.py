@@ -2,8 +2,9 @@
 
 `weights_only=True` keeps code out of a checkpoint, not bad values: a file may be altered or written by another
 program. Its config passes the same checks as the flags (types, ranges, choices, a plain run name); the
-bookkeeping is checked by type and shape; every weight must be finite. The first problem is a UserError naming
-the file and the field.
+bookkeeping is checked by type and shape; every tensor must have the dtype the networks and optimizers are
+built with (float32, or int64 for counts: nothing is cast, so nothing can overflow into an infinity) and be
+finite. The first problem is a UserError naming the file and the field.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from ..errors import SettingError, UserError
 
 NETWORKS = ("generator", "discriminator", "generator_ema")
 COUNTERS = ("epoch", "step", "epoch_step")
+MAX_COUNT = 10**15  # epochs or steps: far beyond any run
 STREAMS = ("data", "noise", "torch_cpu", "torch_cuda")  # random generators' states: 1-D uint8 tensors
+DTYPES = (torch.float32, torch.int64)  # what G, D and Adam hold: weights and moments; BatchNorm's batch counts
 
 
 class BadField(Exception):
@@ -60,8 +63,7 @@ def check_contents(payload: dict[str, Any], path: Path) -> None:
             if name in payload or name != "generator_ema":
                 check_weights(name, payload[name])
         for name in ("optimizer_g", "optimizer_d"):
-            if not isinstance(payload[name], dict) or not isinstance(payload[name].get("param_groups"), list):
-                raise BadField(name, "is not an optimizer state")
+            check_optimizer(name, payload[name])
     except BadField as problem:
         raise refusal(path, problem) from None
 
@@ -75,16 +77,16 @@ def check_counters(payload: dict[str, Any]) -> None:
     """Epochs and steps done: whole numbers, 0 or more."""
     for name in COUNTERS:
         value = payload.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BadField(name, f"is {shown(value)}, not a whole number of 0 or more")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+            raise BadField(name, f"is {shown(value)}, not a whole number from 0 to {MAX_COUNT:,}")
     if payload.get("epoch_step", 0) > payload["step"]:
         raise BadField("epoch_step", "is larger than step")
 
 
 def check_noise(noise: Any, nz: int) -> None:
-    """The grid's fixed noise: (N, nz) finite numbers."""
-    if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
-        raise BadField("fixed_noise", f"is {shown(noise)}, not a tensor of numbers")
+    """The grid's fixed noise: (N, nz) finite float32 numbers."""
+    if not isinstance(noise, torch.Tensor) or noise.dtype != torch.float32:
+        raise BadField("fixed_noise", f"is {shown(noise)}, not a tensor of float32 numbers")
     if noise.dim() != 2 or noise.shape[1] != nz or not 0 < noise.shape[0] <= 100_000:
         raise BadField("fixed_noise", f"has shape {tuple(noise.shape)}, not (N, {nz}) for config.nz = {nz}")
     if not torch.isfinite(noise).all():
@@ -125,22 +127,52 @@ def check_means(means: Any) -> None:
     for part in ("epoch", "window"):
         saved = means.get(part) if isinstance(means, dict) else None
         if not (isinstance(saved, dict) and isinstance(saved.get("sums"), torch.Tensor)
-                and saved["sums"].is_floating_point() and saved["sums"].dim() == 1
+                and saved["sums"].dtype == torch.float32 and saved["sums"].dim() == 1
                 and isinstance(saved.get("count"), int) and isinstance(saved.get("seconds"), (int, float))):
             raise BadField(f"means.{part}", "is not a table of running sums, count and seconds")
+        check_tensor(f"means.{part}.sums", saved["sums"])
 
 
 def check_weights(name: str, weights: Any) -> None:
-    """A network's state dict: tensors by name, every floating one finite."""
+    """A network's state dict: tensors by name, each float32 (weights, BatchNorm statistics) or int64 (BatchNorm's
+    batch count), and finite."""
     if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
                                                 for key, value in weights.items()):
         raise BadField(name, "is not a table of weight tensors")
     for key, value in weights.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise BadField(f"{name}.{key}", "holds NaN or infinite values")
+        check_tensor(f"{name}.{key}", value)
+
+
+def check_optimizer(name: str, saved: Any) -> None:
+    """Adam's state dict: param_groups (tables, each listing its parameters by number) and a state per parameter
+    number, whose tensors (step, exp_avg, exp_avg_sq) are float32 and finite; shapes are checked against the
+    parameters when the state is loaded."""
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or not isinstance(saved.get("state"), dict):
+        raise BadField(name, "is not an optimizer state")
+    if not all(isinstance(group, dict) and isinstance(group.get("params"), list)
+               and all(isinstance(index, int) for index in group["params"]) for group in groups):
+        raise BadField(f"{name}.param_groups", "is not a list of parameter groups")
+    for index, values in saved["state"].items():
+        if not isinstance(index, int) or not isinstance(values, dict):
+            raise BadField(f"{name}.state", "is not a table of states by parameter number")
+        for key, value in values.items():
+            if not isinstance(value, torch.Tensor) or value.dtype != torch.float32:
+                raise BadField(f"{name}.state.{index}.{key}", f"is {shown(value)}, not a float32 tensor")
+            check_tensor(f"{name}.state.{index}.{key}", value)
+
+
+def check_tensor(field: str, value: torch.Tensor) -> None:
+    """One of DTYPES, and finite."""
+    if value.dtype not in DTYPES:
+        raise BadField(field, f"is a {value.dtype} tensor, not one of {', '.join(map(str, DTYPES))}")
+    if value.is_floating_point() and not torch.isfinite(value).all():
+        raise BadField(field, "holds NaN or infinite values")
 
 
 def shown(value: Any) -> str:
     """A short description of a value of the wrong kind: its type, and the value when it is short."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return "a whole number far too large"  # (repr of an int of thousands of digits raises)
     text = repr(value)
     return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__

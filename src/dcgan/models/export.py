@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import SettingError, UserError, first_line
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import UnreadableFile, atomic_write_bytes, atomic_write_text, read_json, read_regular
 from .build import build_networks
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # PyTorchModelHubMixin's names
@@ -28,6 +29,7 @@ EXPORT_VERSION = 1
 GENERATOR_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "hidden", "conditional", "classes")
 ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str}  # where the weights came from
 MAX_CONFIG_BYTES = 1 << 20
+MAX_COUNT, MAX_TEXT = 10**15, 4096  # the largest epoch or step, the longest run or data name an export may give
 
 
 class ExportedGenerator(nn.Module):
@@ -87,15 +89,13 @@ def read_settings(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder: pass a checkpoint file or a folder written by dcgan export")
     for needed in (path, folder / WEIGHTS_FILE):
-        if not needed.is_file():
+        if not os.path.lexists(needed):
             raise UserError(f"{folder} is not a dcgan export ({needed.name} is missing): write one with python -m "
                             "dcgan export --run NAME --out DIR, or pass a checkpoint file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise altered(path, f"it is {path.stat().st_size:,} bytes, far more than an export's settings")
     try:
-        settings = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise altered(path, f"it is not JSON ({first_line(error)})") from None
+        settings = read_json(path, MAX_CONFIG_BYTES)
+    except UnreadableFile as problem:
+        raise altered(path, str(problem)) from None
     if not isinstance(settings, dict):
         raise altered(path, "it holds no settings object")
     missing = [name for name in GENERATOR_FIELDS if name not in settings]
@@ -105,6 +105,8 @@ def read_settings(folder: Path) -> dict[str, Any]:
         value = settings.setdefault(name, kind())
         if not isinstance(value, kind) or isinstance(value, bool):
             raise altered(path, f"{name} = {value!r:.60} is not a {kind.__name__}")
+        if not (0 <= value <= MAX_COUNT if kind is int else len(value) <= MAX_TEXT):
+            raise altered(path, f"{name} = {value!r:.40}... is far too {'large' if kind is int else 'long'}")
     return settings
 
 
@@ -112,8 +114,13 @@ def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
     """model.safetensors, checked tensor by tensor against the networks config.json describes."""
     from safetensors.torch import load
 
+    most = sum(tensor.numel() * tensor.element_size() for tensor in expected.values()) + MAX_CONFIG_BYTES
     try:
-        tensors = load(path.read_bytes())  # read whole, not memory-mapped: a file changed meanwhile cannot crash
+        data = read_regular(path, most)  # whole, not memory-mapped: a file changed meanwhile cannot crash
+    except UnreadableFile as problem:
+        raise altered(path, str(problem)) from None
+    try:
+        tensors = load(data)
     except Exception as error:  # the library's own error type differs between versions
         raise altered(path, f"it is not a safetensors file ({first_line(error)[:120]})") from None
     unexpected, missing = sorted(set(tensors) - set(expected)), sorted(set(expected) - set(tensors))
@@ -124,11 +131,11 @@ def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
         wanted = expected[name]
         if tensor.shape != wanted.shape:
             raise altered(path, f"tensor {name!r} has shape {tuple(tensor.shape)}, G needs {tuple(wanted.shape)}")
-        if tensor.is_floating_point() != wanted.is_floating_point():
+        if tensor.dtype != wanted.dtype:  # only what G is built with: no cast can overflow or lose anything
             raise altered(path, f"tensor {name!r} is {tensor.dtype}, G needs {wanted.dtype}")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise altered(path, f"tensor {name!r} holds NaN or infinite values")
-    return {name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()}
+    return tensors
 
 
 def altered(path: Path, problem: str) -> UserError:

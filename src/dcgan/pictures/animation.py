@@ -4,13 +4,14 @@ through the latent space."""
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageSequence
 
+from ..data.decode import read_image
 from ..files import atomic_write_bytes
+from ..paths import epoch_number
 from .grids import grid_image
 from .latent import loop_through
 from .sampling import generate, noise_for
@@ -38,11 +39,6 @@ def gif_bytes(frames: list[Image.Image], durations: list[int] | int) -> bytes:
     return buffer.getvalue()
 
 
-def epoch_of(grid_file: Path) -> int:
-    """samples/<run>/epoch_007.png -> 7."""
-    return int(re.fullmatch(r"epoch_(\d+)\.png", grid_file.name)[1])
-
-
 def spread(items: list, most: int) -> list:
     """At most `most` of `items`, evenly spread, the first and the last always kept."""
     if len(items) <= most:
@@ -51,17 +47,22 @@ def spread(items: list, most: int) -> list:
     return [items[index] for index in picks]
 
 
-def save_progress_gif(grid_files: list[Path], path: Path) -> Path:
-    """The per-epoch fixed-noise grids, in epoch order, as one animation, each frame labelled with its epoch;
-    written atomically (a reader never sees half a GIF)."""
-    grid_files = spread(sorted(grid_files, key=epoch_of), MAX_FRAMES)
-    frames = []
-    for grid_file in grid_files:
-        with Image.open(grid_file) as grid:
-            frames.append(labelled(grid, f"epoch {epoch_of(grid_file)}"))
-    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
-    atomic_write_bytes(path, gif_bytes(frames, durations))
-    return path
+def save_progress_gif(grid_files: list[Path], path: Path) -> list[str]:
+    """The per-epoch fixed-noise grids (samples/<run>/epoch_NNN.png), in epoch order, as one animation, each frame
+    labelled with its epoch; written atomically (a reader never sees half a GIF). A grid that cannot be read (not
+    an image, cut off, a decompression bomb, not a regular file) is left out: returns a note for each."""
+    frames, notes = [], []
+    for grid_file in spread(sorted(grid_files, key=epoch_number), MAX_FRAMES):
+        grid, reason = read_image(str(grid_file))
+        if grid is None:
+            notes.append(f"note: {path.name} leaves out {grid_file.name}, which cannot be read ({reason})")
+            continue
+        frames.append(labelled(grid, f"epoch {epoch_number(grid_file)}"))
+        grid.close()
+    if frames:
+        durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+        atomic_write_bytes(path, gif_bytes(frames, durations))
+    return notes
 
 
 def save_images_gif(frames: list[torch.Tensor], path: Path, nrow: int, frame_ms: int = 80) -> Path:

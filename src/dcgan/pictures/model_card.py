@@ -8,7 +8,6 @@ and a model card.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,45 +17,60 @@ import torch
 from ..checks import check_folder
 from ..config import TrainConfig
 from ..errors import UserError
-from ..files import atomic_write_text, make_folder
+from ..files import UnreadableFile, atomic_write_text, read_json, replace_folder, staging_folder
 from ..models.checkpoint import load_checkpoint, restore_networks, restore_sampler, saved_config
 from ..models.conditional import class_rows
 from ..models.export import CONFIG_FILE, MAX_CONFIG_BYTES, WEIGHTS_FILE, export_settings, write_export
-from ..paths import eval_result_path
+from ..paths import entries, eval_result_path, is_regular
 from .grids import save_grid
 from .sampling import generate, noise_for
 
 SAMPLES_FILE, CARD_FILE = "samples.png", "README.md"
+EXPORT_FILES = (WEIGHTS_FILE, CONFIG_FILE, SAMPLES_FILE, CARD_FILE)  # everything an export folder holds
 GRID_SIDE = 8  # samples.png: 8 x 8 images
 WEIGHTS = ("auto", "ema", "raw")  # auto: the moving average when the run kept one, else G's own weights
 
 
 def export_run(checkpoint: Path, out: Path, weights: str = "auto", say: Callable[[str], None] = print) -> Path:
-    """Write the export folder `out` from a checkpoint file; returns `out`."""
+    """Write the export folder `out` from a checkpoint file; returns `out`. The export is written into a new
+    folder beside `out`, then put in its place whole: an earlier export there is replaced in one step, and a
+    failure on the way leaves it as it was."""
     check_out(out)
     payload = load_checkpoint(checkpoint)
     cfg = saved_config(payload, checkpoint)
     generator, chosen = chosen_weights(payload, checkpoint, weights)
     about = {"run": cfg.run, "data": cfg.data, "epoch": int(payload["epoch"]), "step": int(payload["step"]),
              "weights": chosen}
-    make_folder(out)
-    write_export(out, generator, export_settings(cfg, about))
-    save_grid(sample_images(generator, cfg), out / SAMPLES_FILE, nrow=GRID_SIDE)
     fid = measured_fid(checkpoint.parent, about["epoch"])
-    atomic_write_text(out / CARD_FILE, model_card(cfg, about, fid))
-    say(f"exported {chosen} G of run '{cfg.run}' (epoch {about['epoch']}) to {out}: {WEIGHTS_FILE}, {CONFIG_FILE}, "
-        f"{SAMPLES_FILE}, {CARD_FILE}")
+    with staging_folder(out) as staging:
+        write_export(staging, generator, export_settings(cfg, about))
+        save_grid(sample_images(generator, cfg), staging / SAMPLES_FILE, nrow=GRID_SIDE)
+        atomic_write_text(staging / CARD_FILE, model_card(cfg, about, fid))
+        replace_folder(staging, out, EXPORT_FILES)
+    say(f"exported {chosen} G of run '{cfg.run}' (epoch {about['epoch']}) to {out}: {', '.join(EXPORT_FILES)}")
     return out
 
 
 def check_out(out: Path) -> None:
-    """--out may be new, empty or an earlier export; never a run's checkpoint folder or someone's config.json."""
+    """--out may be new, an empty folder, or a folder holding an earlier export and nothing else (its config.json
+    says so); anything else is refused, so no file of the user's is replaced."""
     check_folder("--out", str(out))
-    if any(out.glob("*.pt")):
-        raise UserError(f"--out {out} holds checkpoints: export into a folder of its own")
-    config = out / CONFIG_FILE
-    if config.exists() and b"dcgan_export_version" not in config.read_bytes()[:MAX_CONFIG_BYTES]:
-        raise UserError(f"--out {out} already has a {CONFIG_FILE} that is not a dcgan export: choose another folder")
+    if out.is_symlink():
+        raise UserError(f"--out {out} is a link: name the folder itself")
+    held = entries(out)
+    if not held:
+        return
+    foreign = [path.name for path in held if path.name not in EXPORT_FILES or not is_regular(path)]
+    if foreign:
+        raise UserError(f"--out {out} holds {foreign[0]!r}, which is not a file of a dcgan export: export into a new "
+                        "or empty folder, or one holding an earlier export")
+    try:
+        marked = "dcgan_export_version" in read_json(out / CONFIG_FILE, MAX_CONFIG_BYTES)
+    except (UnreadableFile, TypeError):
+        marked = False
+    if not marked:
+        raise UserError(f"--out {out} holds files named like an export's but no dcgan {CONFIG_FILE}: export into a "
+                        "new or empty folder")
 
 
 def chosen_weights(payload: dict, path: Path, weights: str) -> tuple[torch.nn.Module, str]:
@@ -81,12 +95,11 @@ def sample_images(generator: torch.nn.Module, cfg: TrainConfig) -> torch.Tensor:
 
 def measured_fid(folder: Path, epoch: int) -> dict[str, Any] | None:
     """The epoch's FID measurement (evaluate, --eval-every) when one was written beside the checkpoint."""
-    path = eval_result_path(folder, epoch)
     try:
-        result = json.loads(path.read_text())
+        result = read_json(eval_result_path(folder, epoch), MAX_CONFIG_BYTES)
         return {"fid": float(result["fid"]), "features": str(result["features"]),
                 "n": int(result.get("n_fake", 0))}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (UnreadableFile, ValueError, KeyError, TypeError, OverflowError):
         return None
 
 

@@ -116,8 +116,33 @@ class World:
         return DistributedDataParallel(network, device_ids=ids, broadcast_buffers=False)
 
 
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what joining a process group reads
+
+
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun (or a launcher like it) started it: all of its variables set, RANK a
+    whole number below WORLD_SIZE. None otherwise (nothing checked, nothing raised)."""
+    if not all(name in os.environ for name in TORCHRUN_VARIABLES):
+        return None
+    rank, size = os.environ["RANK"], os.environ["WORLD_SIZE"]
+    return int(rank) if rank.isdigit() and size.isdigit() and int(rank) < int(size) else None
+
+
 def launched_by_torchrun() -> bool:
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    """Whether torchrun started this process. Some of its variables without the others, or values that do not fit
+    together, are a UserError naming them."""
+    present = [name for name in TORCHRUN_VARIABLES if name in os.environ]
+    if not present:
+        return False
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        raise UserError(f"{', '.join(present)} set but {', '.join(missing)} missing: a run on several processes "
+                        f"is started with torchrun, which sets them all; otherwise unset {' '.join(present)}")
+    if torchrun_rank() is None or not os.environ["MASTER_PORT"].isdigit():
+        shown = ", ".join(f"{name}={os.environ[name]!r:.20}" for name in ("RANK", "WORLD_SIZE", "MASTER_PORT"))
+        raise UserError(f"the torchrun variables do not fit together ({shown}): RANK must be a whole number below "
+                        "WORLD_SIZE; start with torchrun")
+    return True
 
 
 @contextlib.contextmanager

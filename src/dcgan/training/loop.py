@@ -34,7 +34,7 @@ from .divergence import NONE_YET, all_finite
 from .history import history_csv, history_row
 from .runner import StepRunner
 from .signals import StopSignals, signals_raise
-from .start import owning_run, start_run
+from .start import check_run_places, owning_run, start_run
 from .state import TrainState, checkpoint_payload
 from .tensorboard import require_tensorboard, tensorboard_callbacks
 
@@ -53,6 +53,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     this with its share of every batch."""
     cfg.validate()
     check_places(cfg)
+    check_run_places(cfg)
     require_tensorboard(cfg)
     callbacks = list(callbacks)
     with joined_world(cfg.device) as (world, device):
@@ -195,7 +196,8 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
 
     def tidy() -> None:
         prune_checkpoints(paths, cfg.keep_last)
-        save_progress_gif(paths.epoch_grids(), paths.progress_gif)
+        for note in save_progress_gif(paths.epoch_grids(), paths.progress_gif):
+            log(note)
         save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}",
                             fid_label=state.evaluator.label if state.evaluator else "", scores=cfg.loss != "bce")
 

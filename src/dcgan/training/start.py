@@ -11,25 +11,34 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from ..checks import check_folder, check_run_folders
 from ..config import TrainConfig
 from ..data.batches import DeviceBatches, batch_source
-from ..data.cache import ImageData, load_image_data
+from ..data.cache import CACHE_FOLDER, ImageData, load_image_data
+from ..data.sources import data_folder
 from ..data.transforms import to_signed
 from ..device import pick_device
 from ..errors import UserError
-from ..files import atomic_write_text, remove_leftover_temporaries
-from ..lock import LOCK_NAME, RunLock
+from ..files import atomic_write_text
+from ..lock import RunLock
 from ..metrics.evaluate import Evaluator
 from ..models.build import build_networks
 from ..models.checkpoint import check_architecture, load_checkpoint, saved_config
 from ..models.conditional import class_rows
-from ..paths import RunPaths, default_run_name, root_or_default, run_paths
+from ..paths import (
+    TEMPORARY_FILE,
+    TENSORBOARD_FOLDER,
+    RunPaths,
+    default_run_name,
+    root_or_default,
+    run_paths,
+    source_folders,
+)
 from ..pictures.grids import save_grid
 from ..pictures.sampling import noise_for
 from .distributed import World, with_sync_batchnorm
@@ -56,6 +65,24 @@ def owning_run(cfg: TrainConfig, world: World, device: torch.device, log: Log) -
         yield
     finally:
         lock.release()
+
+
+def check_run_places(cfg: TrainConfig) -> None:
+    """Before anything is written: the folders the run writes into can be written, and the run's two folders are
+    not each other, the data's folder, the image cache or the checkout's source folders."""
+    for flag, root in (("--samples-dir", root_or_default(cfg.samples_dir, "samples")),
+                       ("--checkpoints-dir", root_or_default(cfg.checkpoints_dir, "checkpoints")),
+                       ("--logdir", cfg.logdir)):
+        check_folder(flag, str(root), writes=True)
+    paths, data_root = paths_of(cfg), root_or_default(cfg.data_dir, "data")
+    for flag, folder in (("--samples-dir", paths.samples), ("--checkpoints-dir", paths.checkpoints)):
+        if folder.is_symlink():
+            raise UserError(f"the run folder {folder} is a link: a run writes into a folder of its own, never "
+                            f"through a link; remove the link or choose another {flag} or --run name")
+    protected = {"the data folder": data_folder(cfg.data, data_root), "the image cache": data_root / CACHE_FOLDER,
+                 **{f"the checkout's {folder.name} folder": folder for folder in source_folders()}}
+    check_run_folders({"--samples-dir": paths.samples, "--checkpoints-dir": paths.checkpoints},
+                      {words: folder for words, folder in protected.items() if folder is not None})
 
 
 def paths_of(cfg: TrainConfig) -> RunPaths:
@@ -114,7 +141,7 @@ def prepare_on_main(cfg: TrainConfig, paths: RunPaths, device: torch.device, log
     evaluator, and only then, with both known to work, clear the run's folders."""
     data = load_data(cfg, log, progress=cfg.progress)
     evaluator = new_evaluator(fitted_to_data(cfg, data), device, log) if cfg.eval_every else None
-    clear_folders(cfg, paths)
+    clear_folders(cfg, paths, log)
     return data, evaluator
 
 
@@ -187,20 +214,24 @@ def new_evaluator(cfg: TrainConfig, device: torch.device, log: Log) -> Evaluator
                      progress=cfg.progress, log=log, inception_weights=cfg.inception_weights)
 
 
-def clear_folders(cfg: TrainConfig, paths: RunPaths) -> None:
-    """--overwrite: delete the run's old files (only now that data and evaluator are known to load), keeping the
-    run's lock; and the temporary files of writes a killed process never finished."""
+def clear_folders(cfg: TrainConfig, paths: RunPaths, log: Log) -> None:
+    """--overwrite: delete the files the run wrote before (only now that data and evaluator are known to load), by
+    their exact names, and nothing else: a user's own files, folders and links stay, and are named. Every run: the
+    temporary files of writes a killed process never finished."""
+    written, other = paths.written_files()
     if cfg.overwrite and not cfg.resume:
-        shutil.rmtree(paths.samples, ignore_errors=True)
-        for old in paths.checkpoints.iterdir() if paths.checkpoints.is_dir() else []:
-            if old.name == LOCK_NAME:
-                continue
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
-    for folder in (paths.samples, paths.checkpoints):
-        remove_leftover_temporaries(folder)
+        for path in written:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the TensorBoard folder, when it held only event files
+            (paths.checkpoints / TENSORBOARD_FOLDER).rmdir()
+        if other:
+            shown = ", ".join(str(path) for path in other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5
+                                                                  else "")
+            log(f"--overwrite kept {len(other)} file(s) or folder(s) that dcgan did not write: {shown}")
+    else:
+        for path in written:
+            if TEMPORARY_FILE.fullmatch(path.name):
+                path.unlink(missing_ok=True)
 
 
 def conditional_classes(cfg: TrainConfig, data: ImageData) -> int:

@@ -25,10 +25,9 @@ from PIL import Image
 
 from ..config import PLACE_FIELDS, TrainConfig
 from ..errors import SettingError
-from ..paths import RunPaths
+from ..paths import TENSORBOARD_FOLDER, RunPaths
 from .state import TrainState
 
-SUBFOLDER = "tb"  # checkpoints/<run>/tb/
 SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_x": "D/real D(x)", "D_G_z": "D/fake D(G(z))",
            "images_per_s": "speed/images_per_s"}  # history column -> TensorBoard tag
 FID_TAG, GRID_TAG, CONFIG_TAG = "eval/FID", "samples/fixed_noise", "config"
@@ -43,7 +42,7 @@ def require_tensorboard(cfg: TrainConfig) -> None:
 
 def log_folder(cfg: TrainConfig, paths: RunPaths) -> Path:
     """Where the run's event files go: <logdir>/<run>/, or checkpoints/<run>/tb/."""
-    return Path(cfg.logdir).expanduser() / paths.name if cfg.logdir else paths.checkpoints / SUBFOLDER
+    return Path(cfg.logdir).expanduser() / paths.name if cfg.logdir else paths.checkpoints / TENSORBOARD_FOLDER
 
 
 @contextlib.contextmanager
