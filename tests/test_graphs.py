@@ -5,6 +5,7 @@ and must fail where a real graph would fail and the older stand-in (Rehearsal, w
 cannot. The self-check that guards real graphs on the GPU is tested here with the model; tests/test_cuda_graphs.py
 captures for real where a GPU is present."""
 
+import dataclasses
 import os
 import signal
 import warnings
@@ -56,7 +57,6 @@ def gpu_plan(monkeypatch, capture) -> None:
     """Graphs on for the CPU, captured by `capture`, with the GPU's optimizer: fused Adam (capturable when the
     plan graphs), in the replayed run and in the eager one it is compared with."""
     def plan_of_a_gpu(cfg, device, distributed=False):
-        import dataclasses
         return dataclasses.replace(speed_plan(cfg, device, distributed), fused_adam=True)
 
     monkeypatch.setattr(speed, "graphs_unavailable", lambda device, distributed: "")
@@ -253,7 +253,6 @@ def test_capturable_single_tensor_adam_replays_like_eager_when_recorded_on_the_c
     single_tensor = start.adam
 
     def capturable_everywhere(parameters, lr, cfg, plan):  # the same path in the eager run and the graphed one
-        import dataclasses
         return single_tensor(parameters, lr, cfg, dataclasses.replace(plan, fused_adam=False, cuda_graphs=True))
 
     monkeypatch.setattr(start, "adam", capturable_everywhere)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import first_line
+from .history import graph_check_row
 from .snapshot import TOLERANCES, compare_steps, restore_snapshot, take_snapshot
 from .state import TrainState, rank_streams
 from .step import begin_step, is_g_step, step_body, train_step
@@ -145,8 +146,7 @@ class GraphedSteps:
             metrics = step_body(state, self.real, self.labels, g_step)
         verdict = compare_steps(state, before, replayed, replayed_metrics, metrics,
                                 TOLERANCES["bf16" if state.plan.bf16 else "fp32"])
-        state.history.append({"kind": "graph_check", "epoch": state.epoch + 1, "step": state.step + 1,
-                              "check": "match" if verdict.matches else "differs", "difference": verdict.difference})
+        state.history.append(graph_check_row(state.epoch + 1, state.step + 1, verdict.matches, verdict.difference))
         kind = "the D step" if not g_step else "the D + G step" if state.cfg.n_critic > 1 else "the step"
         if verdict.matches:
             self.log(f"CUDA graphs: replay matches the eager step (largest difference: {verdict.largest}; "

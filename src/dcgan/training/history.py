@@ -60,6 +60,13 @@ def history_row(kind: str, epoch: int, step: int, means: list[float], seconds: f
     return row
 
 
+def graph_check_row(epoch: int, step: int, matches: bool, difference: float) -> dict:
+    """The record of one self-check of the CUDA graphs (training/graphs.py): did the replay match the eager step,
+    and the largest difference found."""
+    return {"kind": "graph_check", "epoch": epoch, "step": step, "check": "match" if matches else "differs",
+            "difference": difference}
+
+
 def history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", restval="")
