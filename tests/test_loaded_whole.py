@@ -309,3 +309,19 @@ def test_a_number_of_any_size_in_a_checkpoint_is_one_line(good_checkpoint, sandb
     # (torch's weights-only reader itself refuses an int of thousands of digits: the file is called corrupt)
     assert lines[0].startswith((f"error: checkpoint {path}: {field}", f"error: checkpoint {path} is corrupt")), lines
     assert len(lines[0]) < 400
+
+
+def test_a_moment_of_another_length_but_the_same_strides_is_refused_on_resume(good_checkpoint, sandbox,  # noqa: F811
+                                                                              capsys):
+    """A 1-D moment one longer than its parameter: the strides match, only the shape tells."""
+    payload = copy.deepcopy(good_checkpoint)
+    state = payload["optimizer_d"]["state"]
+    index = next(index for index, values in state.items() if values["exp_avg"].dim() == 1)
+    state[index]["exp_avg"] = torch.zeros(state[index]["exp_avg"].numel() + 1)
+    path = sandbox.work / "hostile.pt"
+    torch.save(payload, path)
+    code, lines = sandbox(["train", "--resume", "--run", "r", "--checkpoint", str(path), "--epochs", "3",
+                           "--samples-dir", str(sandbox.named / "samples"), "--data-dir", str(sandbox.named / "data"),
+                           "--device", "cpu", "--no-progress", *sandbox.folders], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: checkpoint {path} is incomplete"), lines
+    assert "has shape" in lines[0]

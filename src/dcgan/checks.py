@@ -53,7 +53,7 @@ def check_folder(flag: str, value: str, writes: bool = False) -> None:
     if not value:
         return
     path = Path(value).expanduser()
-    setting = flag.lstrip("-").replace("-", "_")
+    setting = setting_of(flag)
     existing = next(folder for folder in (path, *path.parents) if folder.exists())  # "/" at the latest
     if not existing.is_dir():
         where = "is a file" if existing == path else f"lies under {existing}, which is a file"
@@ -81,9 +81,14 @@ def check_run_folders(run_folders: dict[str, Path], protected: dict[str, Path]) 
         for words, other in others.items():
             relation = nesting(Path(folder), Path(other))
             if relation:
-                raise SettingError(flag.lstrip("-").replace("-", "_"), f"the run folder {folder} {relation} {words}, "
+                raise SettingError(setting_of(flag), f"the run folder {folder} {relation} {words}, "
                                    f"{other}: choose another {flag} or --run name (a run's folder holds only its own "
                                    "files)")
+
+
+def setting_of(flag: str) -> str:
+    """The setting a flag sets: --samples-dir -> samples_dir."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 def nesting(folder: Path, other: Path) -> str:

@@ -23,13 +23,14 @@ from ..config import TrainConfig
 from ..errors import SettingError, UserError, first_line
 from ..files import UnreadableFile, atomic_write_bytes, atomic_write_text, read_json, read_regular
 from .build import build_networks
+from .contents import MAX_COUNT
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # PyTorchModelHubMixin's names
 EXPORT_VERSION = 1
 GENERATOR_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "hidden", "conditional", "classes")
 ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str}  # where the weights came from
 MAX_CONFIG_BYTES = 1 << 20
-MAX_COUNT, MAX_TEXT = 10**15, 4096  # the largest epoch or step, the longest run or data name an export may give
+MAX_TEXT = 4096  # the longest run or data name an export may give (epoch and step: contents.MAX_COUNT)
 
 
 class ExportedGenerator(nn.Module):

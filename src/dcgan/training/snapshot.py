@@ -96,7 +96,7 @@ GROUPS = {"generator": "G", "discriminator": "D", "ema": "the EMA", "opt_g": "G'
 @dataclass(frozen=True)
 class Verdict:
     matches: bool
-    difference: float  # the measured value of the largest difference (relative to its tolerance)
+    difference: float  # the measured value of the difference that is largest against its tolerance
     largest: str  # that difference, in words: "D's update direction, 1 - cos 3.1e-07"
 
 

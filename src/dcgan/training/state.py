@@ -166,10 +166,14 @@ def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, lr: float, cfg
 
 def lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
     """Give every moment its parameter's strides: a loaded moment keeps the layout it was saved in, and fused Adam
-    needs moments shaped and strided like their parameter."""
+    needs moments shaped and strided like their parameter. A moment of another shape is a ValueError."""
     for parameter, values in optimizer.state.items():
         for key, value in values.items():
-            if key != "step" and isinstance(value, torch.Tensor) and value.stride() != parameter.stride():
+            if key == "step" or not isinstance(value, torch.Tensor):
+                continue
+            if value.shape != parameter.shape:
+                raise ValueError(f"Adam's {key} has shape {tuple(value.shape)}, its parameter {tuple(parameter.shape)}")
+            if value.stride() != parameter.stride():
                 values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
