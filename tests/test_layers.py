@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dcgan"
 # the top-level modules every folder may use
-SHARED = {"config", "presets", "checks", "errors", "files", "lock", "paths", "device"}
+SHARED = {"config", "presets", "registry", "checks", "errors", "files", "lock", "paths", "device"}
 # What each group may import besides itself, bottom to top; "entry" is the package, `python -m dcgan` and the CLI.
 MAY_IMPORT = {
     "shared": set(),

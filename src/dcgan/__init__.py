@@ -4,7 +4,7 @@
     state = train(TrainConfig(data="fashion-mnist", image_size=32, epochs=5, run="fm32"))
 
 The package is cut by concern into folders, each importing only the folders before it: data, models, pictures,
-metrics, training. At the top lies what they all share (config, presets, checks, errors, files, lock, paths,
+metrics, training. At the top lies what they all share (config, presets, registry, checks, errors, files, lock, paths,
 device) and the command line (cli). Importing the package is cheap: names are loaded on first use, and nothing
 trains on import.
 """

@@ -1,0 +1,60 @@
+"""The names of a run's pluggable parts, each tied to the one spec that defines it.
+
+A loss, a generator, a discriminator, a dataset and a metric is each one named spec, written in the module that
+owns its concern (training/losses.py, models/architectures.py, data/datasets.py, metrics/...). This module maps
+each name to where its spec lives (`"dcgan.training.losses:HINGE"`, as stylegan2-ada's `class_name`), so that the
+settings can list and check names without importing the code behind them; `spec(name)` imports that code when it
+is first asked. Adding a part is its spec and one line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+from typing import Any
+
+from .errors import SettingError
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The names a setting takes, each with the place of its spec ("module:attribute")."""
+
+    setting: str  # the config field that names one (or, comma-separated, several) of them
+    places: dict[str, str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.places)
+
+    def listed(self) -> str:
+        """The names for a help or error text: "bce, lsgan, hinge"."""
+        return ", ".join(self.places)
+
+    def check(self, name: str) -> str:
+        """`name` when it is registered; a SettingError naming the setting and the choices otherwise."""
+        if name not in self.places:
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise SettingError(self.setting, f"unknown --{self.setting.replace('_', '-')} '{shown}': use "
+                               f"{self.listed()}")
+        return name
+
+    def spec(self, name: str) -> Any:
+        """The spec registered as `name` (imported on first use)."""
+        return load(self.places[self.check(name)])
+
+
+@cache
+def load(place: str) -> Any:
+    module, _, attribute = place.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+# --- losses (training/losses.py): what D and G minimise, and the optimiser defaults that go with it
+LOSSES = Registry("loss", {
+    "bce": "dcgan.training.losses:BCE",
+    "lsgan": "dcgan.training.losses:LSGAN",
+    "hinge": "dcgan.training.losses:HINGE",
+    "wgan-gp": "dcgan.training.losses:WGAN_GP",
+})
