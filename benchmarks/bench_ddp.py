@@ -39,7 +39,7 @@ def sync(device: torch.device) -> None:
 
 
 def gradient_bytes(state) -> int:
-    return sum(p.numel() * 4 for net in (state.generator, state.discriminator) for p in net.parameters())
+    return sum(p.numel() * 4 for net in (state.nets.generator, state.nets.discriminator) for p in net.parameters())
 
 
 def time_all_reduce(nbytes: int, device: torch.device, repeats: int = 10) -> float:
@@ -65,22 +65,23 @@ def rank_job(args) -> dict:
                       checkpoints_dir=args.work + "/checkpoints", progress=False, overwrite=True)
     with joined_world(cfg.device) as (world, device):
         state = start_run(cfg, log=lambda line: None, world=world, device=device)
-        order = world.shard(torch.randperm(len(state.data))[:args.batch * (args.steps + args.warmup)], args.batch)
-        batches = state.batches.epoch(order, None, world.local_batch(args.batch))
+        images = args.batch * (args.steps + args.warmup)
+        order = world.shard(torch.randperm(len(state.setup.data))[:images], args.batch)
+        batches = state.setup.batches.epoch(order, None, world.local_batch(args.batch))
         for _ in range(args.warmup):
             train_step(state, next(batches))
-            state.step += 1
+            state.progress.step += 1
         sync(device)
         world.barrier()
         started = time.perf_counter()
         for _ in range(args.steps):
             train_step(state, next(batches))
-            state.step += 1
+            state.progress.step += 1
         sync(device)
         seconds = time.perf_counter() - started
         reduce_seconds = time_all_reduce(gradient_bytes(state), device)
         return {"rank": world.rank, "world": world.size, "seconds": seconds, "all_reduce_s": reduce_seconds,
-                "gradient_bytes": gradient_bytes(state), "device": str(device), "plan": state.plan.describe()}
+                "gradient_bytes": gradient_bytes(state), "device": str(device), "plan": state.setup.plan.describe()}
 
 
 def launch(processes: int, args, out: Path) -> list[dict]:

@@ -36,7 +36,6 @@ from dcgan.data.synthetic import shape_images  # noqa: E402
 from dcgan.device import pick_device  # noqa: E402
 from dcgan.models.flops import training_flops_per_image  # noqa: E402
 from dcgan.pictures.sampling import generate, noise_for  # noqa: E402
-from dcgan.training.runner import StepRunner  # noqa: E402
 from dcgan.training.speed import speed_plan  # noqa: E402
 from dcgan.training.start import start_run  # noqa: E402
 
@@ -106,32 +105,31 @@ def ours(folder: Path, args, work: Path, **overrides) -> dict:
                       run="bench", data_dir=str(work / "data"), samples_dir=str(work / "samples"),
                       checkpoints_dir=str(work / "checkpoints"), progress=False, overwrite=True, **overrides)
     lines = []
-    state = start_run(cfg, log=lines.append)
-    state.runner = StepRunner(state, lines.append)
-    device = state.device
+    state = start_run(cfg, log=lines.append)  # (its runner: eager, or from CUDA graphs once warm)
+    device = state.setup.device
 
     def batches():
         while True:
-            order, coins = epoch_plan(len(state.data), state.steps_per_epoch, cfg.batch_size, cfg.flip,
-                                      state.data_rng)
-            yield from state.batches.epoch(order, coins, cfg.batch_size)
+            order, coins = epoch_plan(len(state.setup.data), state.setup.steps_per_epoch, cfg.batch_size, cfg.flip,
+                                      state.progress.data_rng)
+            yield from state.setup.batches.epoch(order, coins, cfg.batch_size)
 
     stream = batches()
 
     def run(steps: int):
         for _ in range(steps):
-            state.runner(next(stream))  # as train() runs it: eagerly or from CUDA graphs, compiled or not
+            state.runner(state, next(stream))  # as train() runs it: eagerly or from CUDA graphs, compiled or not
 
     run(args.warmup)
     peak_memory_reset(device)
     times = timed(lambda: run(args.steps), device, args.repeats)
     result = {"name": "dcgan" + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else ""),
-              "plan": "; ".join([state.plan.describe()] + [line for line in lines if "failed" in line]),
+              "plan": "; ".join([state.setup.plan.describe()] + [line for line in lines if "failed" in line]),
               "replayed": bool(state.runner.graphed and state.runner.graphed.replayed), "times": times,
               "memory": peak_memory(device),
-              "flops": training_flops_per_image(state.generator, state.discriminator, cfg.nz,
-                                                tuple(state.data.images.shape[1:]))["flops"],
-              "generator": state.generator, "nz": cfg.nz}
+              "flops": training_flops_per_image(state.nets.generator, state.nets.discriminator, cfg.nz,
+                                                tuple(state.setup.data.images.shape[1:]))["flops"],
+              "generator": state.nets.generator, "nz": cfg.nz}
     return result
 
 

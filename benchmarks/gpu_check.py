@@ -36,9 +36,9 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from xml.etree import ElementTree
 from pathlib import Path
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import numpy as np
 import torch

@@ -39,7 +39,7 @@ class BatchRecorder(Callback):
         self.batches = []
 
     def on_train_start(self, state):
-        source, seen = state.batches, self.batches
+        source, seen = state.setup.batches, self.batches
 
         class Recording:
             def epoch(self, order, coins, batch):
@@ -47,7 +47,7 @@ class BatchRecorder(Callback):
                     seen.append((tuple(images.shape), float(images.double().sum())))
                     yield images
 
-        state.batches = Recording()
+        state.setup.batches = Recording()
 
 
 def main() -> None:
@@ -56,10 +56,10 @@ def main() -> None:
     record_writes([settings["samples_dir"], settings["checkpoints_dir"]], writes)
     recorder = BatchRecorder()
     state = train(TrainConfig(**settings), callbacks=[recorder])
-    report = {"rank": state.world.rank, "world": state.world.size, "writes": list(writes), "step": state.step,
-              "batches": recorder.batches, "generator": state.generator.state_dict(),
-              "discriminator": state.discriminator.state_dict()}
-    torch.save(report, os.path.join(report_dir, f"rank{state.world.rank}.pt"))
+    report = {"rank": state.setup.world.rank, "world": state.setup.world.size, "writes": list(writes), "step": state.step,
+              "batches": recorder.batches, "generator": state.nets.generator.state_dict(),
+              "discriminator": state.nets.discriminator.state_dict()}
+    torch.save(report, os.path.join(report_dir, f"rank{state.setup.world.rank}.pt"))
 
 
 if __name__ == "__main__":

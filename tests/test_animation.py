@@ -55,7 +55,7 @@ def test_a_loop_through_noise_vectors_returns_to_its_start_without_a_jump():
 
 def test_the_interpolation_gif_has_one_frame_per_step_of_the_loop(small_config, tmp_path):
     state = train(small_config(epochs=1), log=lambda line: None)
-    path = save_interpolation_gif(state.generator, state.cfg.nz, tmp_path / "loop.gif", loops=3, points=2, steps=4)
+    path = save_interpolation_gif(state.nets.generator, state.cfg.nz, tmp_path / "loop.gif", loops=3, points=2, steps=4)
     frames = gif_frames(path)
     assert len(frames) == 8
     assert len({frame.tobytes() for frame in frames}) > 1  # it moves

@@ -15,7 +15,7 @@ from test_graphs import loss_read_on_the_host
 from test_train import quiet
 
 from dcgan import train
-from dcgan.training import graphs
+from dcgan.training import execution
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (pytest -m cuda there)")]
@@ -44,11 +44,11 @@ def assert_replayed_like_eager(eager, graphed, lines, checks_per_kind=1):
     kinds = 2 if graphed.cfg.n_critic > 1 else 1
     matches = [line for line in lines if line.startswith("CUDA graphs: replay matches the eager step")]
     assert len(matches) == kinds * checks_per_kind, lines
-    steps = graphed.runner.graphed.replayed + graphs.WARMUP_G_STEPS * kinds  # this run's (a resumed one's: since)
+    steps = graphed.runner.graphed.replayed + execution.WARMUP_G_STEPS * kinds  # this run's (a resumed one's: since)
     assert graphed.runner.graphed.replayed > 0 and graphed.step == eager.step
     rows = [row for row in graphed.history if row["kind"] == "graph_check" and row["step"] > graphed.step - steps]
     assert [row["check"] for row in rows] == ["match"] * len(matches)
-    tolerance = LOSS_TOLERANCE["bf16" if graphed.plan.bf16 else "fp32"]
+    tolerance = LOSS_TOLERANCE["bf16" if graphed.setup.plan.bf16 else "fp32"]
     gap = np.abs(step_losses(eager) - step_losses(graphed)).max()
     assert gap <= tolerance, f"losses differ from eager by {gap:.3g} (allowed {tolerance})"
 
@@ -61,7 +61,7 @@ def assert_replayed_like_eager(eager, graphed, lines, checks_per_kind=1):
 def test_graphed_steps_train_like_eager_steps(small_config, options):
     eager, graphed, lines = runs(small_config, **options)
     assert_replayed_like_eager(eager, graphed, lines)
-    assert all(group["capturable"] and group["fused"] for group in graphed.opt_d.param_groups)
+    assert all(group["capturable"] and group["fused"] for group in graphed.nets.opt_d.param_groups)
 
 
 def test_the_self_check_runs_again_100_replays_later(small_config):
@@ -71,7 +71,7 @@ def test_the_self_check_runs_again_100_replays_later(small_config):
 
 def test_compiled_networks_inside_graphs(small_config):
     eager, graphed, lines = runs(small_config, compile=True, precision="fp32")
-    assert graphed.plan.compile and not graphed.plan.channels_last
+    assert graphed.setup.plan.compile and not graphed.setup.plan.channels_last
     assert_replayed_like_eager(eager, graphed, lines)
 
 
@@ -79,7 +79,7 @@ def test_a_checkpoint_written_on_the_cpu_resumes_graphed_on_the_gpu(small_config
     train(small_config(run="laptop", device="cpu", epochs=1, precision="fp32"), log=quiet)
     laptop = str(tmp_path / "checkpoints" / "laptop" / "last.pt")
     eager, graphed, lines = runs(small_config, resume=True, checkpoint=laptop, precision="fp32")
-    for optimizer in (graphed.opt_g, graphed.opt_d):
+    for optimizer in (graphed.nets.opt_g, graphed.nets.opt_d):
         assert all(group["capturable"] and group["fused"] for group in optimizer.param_groups)
         assert {state["step"].device.type for state in optimizer.state.values()} == {"cuda"}
     assert_replayed_like_eager(eager, graphed, lines)
@@ -89,8 +89,8 @@ def test_a_channels_last_checkpoint_resumes_compiled_with_moments_laid_out_like_
     train(small_config(run="first", device="cuda", epochs=1, channels_last="on", precision="fp32"), log=quiet)
     first = str(tmp_path / "checkpoints" / "first" / "last.pt")
     eager, graphed, lines = runs(small_config, resume=True, checkpoint=first, compile=True, precision="fp32")
-    assert not graphed.plan.channels_last
-    for optimizer in (graphed.opt_g, graphed.opt_d):
+    assert not graphed.setup.plan.channels_last
+    for optimizer in (graphed.nets.opt_g, graphed.nets.opt_d):
         for parameter, state in optimizer.state.items():
             assert state["exp_avg"].stride() == state["exp_avg_sq"].stride() == parameter.stride()
     assert_replayed_like_eager(eager, graphed, lines)
@@ -100,13 +100,13 @@ def test_a_capture_that_fails_leaves_the_generators_usable_and_the_run_trains_ea
     """A host sync injected into the captured body: the capture fails, the noise generator and the default CUDA
     generator (which the resnet D's dropout draws from) are revived, and the eager steps train what an eager run
     trains."""
-    monkeypatch.setattr(graphs, "step_body", loss_read_on_the_host(graphs.step_body))
+    monkeypatch.setattr(execution, "step_body", loss_read_on_the_host(execution.step_body))
     eager, fallen_back, lines = runs(small_config, arch="resnet", precision="fp32")
     off = [line for line in lines if line.startswith("CUDA graphs off")]
     assert len(off) == 1 and off[0].startswith("CUDA graphs off: capturing the step failed (")
     assert "restart with --cuda-graphs off" in off[0]
     assert fallen_back.runner.graphed.off and fallen_back.runner.graphed.replayed == 0
     torch.randn(4, device="cuda")  # the default CUDA generator draws again
-    torch.randn(4, device="cuda", generator=fallen_back.noise_rng)
+    torch.randn(4, device="cuda", generator=fallen_back.progress.noise_rng)
     gap = np.abs(step_losses(eager) - step_losses(fallen_back)).max()
     assert gap <= LOSS_TOLERANCE["fp32"], f"losses differ from eager by {gap:.3g}"

@@ -84,7 +84,7 @@ def test_two_processes_train_one_model_on_their_own_shares_and_write_once(tmp_pa
 
     # a run of 2 processes continues in one (new noise streams, the same data order)
     alone = train(TrainConfig(**{**part, "epochs": 3, "resume": True}), log=lambda line: None)
-    assert alone.world.size == 1 and alone.step == 9 and alone.history[-1]["kind"] == "epoch"
+    assert alone.setup.world.size == 1 and alone.step == 9 and alone.history[-1]["kind"] == "epoch"
 
 
 def test_a_mistake_under_torchrun_is_reported_once(tmp_path):

@@ -47,7 +47,7 @@ def test_fid_orders_real_data_trained_and_untrained_generators(classifier, fashi
     noise = fid_against_test(torch.rand(N, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     torch.manual_seed(0)
     untrained = fid_against_test(generate(build_models(32, 1, 100, 64, 64)[0], noise_for(N, 100, 1)))
-    trained = fid_against_test(generate(state.generator, noise_for(N, 100, 1)))
+    trained = fid_against_test(generate(state.nets.generator, noise_for(N, 100, 1)))
     print(f"classifier FID vs test: train {floor:.2f}, trained G {trained:.2f}, untrained G {untrained:.2f}, "
           f"noise {noise:.2f}")
     assert floor < trained < min(untrained, noise)
@@ -107,7 +107,7 @@ def test_eval_every_adds_fid_to_history_and_keeps_the_best_checkpoint(classifier
     measured = [row["fid"] for row in resumed.history if row["kind"] == "epoch"]
     assert len(measured) == 3
     assert load_checkpoint(folder / "best.pt")["epoch"] == 1 + measured.index(min(measured))
-    assert state.evaluator is not None
+    assert state.setup.evaluator is not None
 
 
 def test_eval_every_on_unlabelled_data_is_refused_before_training(small_config, tmp_path):

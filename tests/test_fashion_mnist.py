@@ -28,7 +28,7 @@ def test_a_few_hundred_steps_on_real_fashion_mnist(fashion_run):
     assert all(row["D_x"] > row["D_G_z"] for row in early)
     # G has learnt the look of the data: garments on black, where the untrained G gave grey noise
     noise = noise_for(256, 100, seed=7)
-    trained_corners = corner_mean(generate(state.generator, noise))
+    trained_corners = corner_mean(generate(state.nets.generator, noise))
     untrained, _ = build_models(32, 1, 100, 64, 64)
     assert corner_mean(generate(untrained, noise)) > -0.2
     assert trained_corners < -0.6, trained_corners

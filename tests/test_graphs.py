@@ -19,7 +19,7 @@ from test_train import quiet, without_timing
 from dcgan import train
 from dcgan.config import TrainConfig
 from dcgan.errors import TrainingStopped
-from dcgan.training import graphs, runner, speed, start, step
+from dcgan.training import execution, graphs, speed, start, step
 from dcgan.training.ema import ema_decay
 from dcgan.training.graphs import Captured
 from dcgan.training.speed import speed_plan
@@ -61,7 +61,7 @@ def gpu_plan(monkeypatch, capture) -> None:
 
     monkeypatch.setattr(speed, "graphs_unavailable", lambda device, distributed: "")
     monkeypatch.setattr(start, "speed_plan", plan_of_a_gpu)
-    monkeypatch.setattr(graphs, "cuda_capture", capture)
+    monkeypatch.setattr(execution, "cuda_capture", capture)
 
 
 @pytest.fixture
@@ -76,15 +76,15 @@ def differences(eager, graphed) -> list[str]:
     states, random streams, history; and 'nothing replayed' when the graphs were dropped."""
     found = []
     for net in ("generator", "discriminator", "ema_generator"):
-        if getattr(eager, net) is None:
+        if getattr(eager.nets, net) is None:
             continue
-        a, b = getattr(eager, net).state_dict(), getattr(graphed, net).state_dict()
+        a, b = getattr(eager.nets, net).state_dict(), getattr(graphed.nets, net).state_dict()
         found += [f"{net}.{name}" for name in a if not torch.equal(a[name], b[name])]
     for opt in ("opt_g", "opt_d"):
-        a, b = getattr(eager, opt).state_dict()["state"], getattr(graphed, opt).state_dict()["state"]
+        a, b = getattr(eager.nets, opt).state_dict()["state"], getattr(graphed.nets, opt).state_dict()["state"]
         found += [f"{opt}.{index}.{key}" for index in a for key in a[index]
                   if not torch.equal(a[index][key].cpu(), b[index][key].cpu())]
-    if not torch.equal(eager.noise_rng.get_state(), graphed.noise_rng.get_state()):
+    if not torch.equal(eager.progress.noise_rng.get_state(), graphed.progress.noise_rng.get_state()):
         found.append("noise generator")
     if without_timing(eager.history) != without_timing(graphed.history):
         found.append("history")
@@ -127,9 +127,9 @@ def test_the_modelled_graph_trains_exactly_what_the_eager_step_trains(small_conf
     assert "CUDA graphs" in lines[1] and not any(line.startswith("CUDA graphs off") for line in lines)
     kinds = 2 if graphed.cfg.n_critic > 1 else 1  # a D step, and a D + G step
     assert len(modelled.tapes) == kinds
-    assert modelled.replays == graphed.runner.graphed.replayed == graphed.step - graphs.WARMUP_G_STEPS * kinds
+    assert modelled.replays == graphed.runner.graphed.replayed == graphed.step - execution.WARMUP_G_STEPS * kinds
     assert graphed.runner.graphed.real.is_contiguous(memory_format=torch.channels_last)  # the batch's layout
-    assert all(group["capturable"] and group["fused"] for group in graphed.opt_d.param_groups)
+    assert all(group["capturable"] and group["fused"] for group in graphed.nets.opt_d.param_groups)
     assert differences(eager, graphed) == []
 
 
@@ -166,12 +166,12 @@ def ema_share_from_a_python_counter(body):
     """The EMA share computed in Python from the step counter, not read from the device tensor begin_step fills:
     a graph keeps the share of the step it was captured at."""
     def broken(state, real, labels, g_step):
-        share = state.ema_share
-        state.ema_share = 1.0 - ema_decay(state.cfg.ema, (state.step + 1) // state.cfg.n_critic)
+        share = state.nets.ema_share
+        state.nets.ema_share = 1.0 - ema_decay(state.cfg.ema, (state.step + 1) // state.cfg.n_critic)
         try:
             return body(state, real, labels, g_step)
         finally:
-            state.ema_share = share
+            state.nets.ema_share = share
     return broken
 
 
@@ -195,10 +195,10 @@ def ema_weights_replaced(body):
 def loss_read_on_the_host(body):
     """A loss read back as a Python number every step (a host sync): a capture cannot hold it."""
     def broken(state, real, labels, g_step):
-        metrics = body(state, real, labels, g_step)
-        if float(metrics[0]) > 1e9:
+        values = body(state, real, labels, g_step)
+        if float(values["loss_D"]) > 1e9:
             raise AssertionError("unreachable")
-        return metrics
+        return values
     return broken
 
 
@@ -211,14 +211,14 @@ def test_the_model_fails_a_body_that_a_graph_cannot_replay_and_rehearsal_passes_
                                                                                     breakage):
     broken = BREAKAGES[breakage](step.step_body)
     monkeypatch.setattr(step, "step_body", broken)  # the eager step (train_step) and...
-    monkeypatch.setattr(graphs, "step_body", broken)  # ...the captured one
+    monkeypatch.setattr(execution, "step_body", broken)  # ...the captured one
     options = dict(EVERYTHING, epochs=3)
     rehearsal = Rehearsal()
     gpu_plan(monkeypatch, rehearsal)
     eager, rehearsed, _ = eager_and_graphed(small_config, **options)
     assert rehearsal.replays > 0 and differences(eager, rehearsed) == []  # the stand-in sees nothing wrong
     model = ReplayModel()
-    monkeypatch.setattr(graphs, "cuda_capture", model)
+    monkeypatch.setattr(execution, "cuda_capture", model)
     modelled = train(small_config(run="modelled", **options), log=quiet)
     found = differences(eager, modelled)
     assert found
@@ -257,7 +257,7 @@ def test_capturable_single_tensor_adam_replays_like_eager_when_recorded_on_the_c
 
     monkeypatch.setattr(start, "adam", capturable_everywhere)
     eager, graphed, _ = eager_and_graphed(small_config, **dict(EVERYTHING, epochs=3))
-    assert not graphed.opt_d.param_groups[0]["fused"] and model.replays > 0
+    assert not graphed.nets.opt_d.param_groups[0]["fused"] and model.replays > 0
     assert differences(eager, graphed) == []
 
 
@@ -296,7 +296,7 @@ def test_a_failed_capture_leaves_no_generator_that_raises_and_the_run_trains_eag
         "CUDA graphs off: capturing the step failed (RuntimeError: operation not permitted when stream is "
         "capturing); training goes on eagerly (the failed capture's memory stays reserved until the process "
         "ends: restart with --cuda-graphs off to avoid it)"]
-    assert fallen_back.noise_rng not in poison.poisoned  # a new generator, holding the saved state
+    assert fallen_back.progress.noise_rng not in poison.poisoned  # a new generator, holding the saved state
     assert differences(eager, fallen_back) == ["nothing replayed"]  # the failed capture moved no random stream
 
 
@@ -304,7 +304,7 @@ def test_a_failed_capture_leaves_no_generator_that_raises_and_the_run_trains_eag
 
 @pytest.fixture
 def checked(monkeypatch):
-    monkeypatch.setattr(graphs, "checks_replays", lambda device: True)
+    monkeypatch.setattr(execution, "checks_replays", lambda device: True)
 
 
 class DivergingModel(ReplayModel):
@@ -396,7 +396,7 @@ def test_eager_steps_of_capturable_adam_do_not_warn_the_user(small_config, model
 
 
 def test_the_compile_guard_ends_before_the_capture(small_config, monkeypatch):
-    monkeypatch.setattr(runner, "GUARDED_G_STEPS", graphs.WARMUP_G_STEPS)
+    monkeypatch.setattr(execution, "GUARDED_G_STEPS", execution.WARMUP_G_STEPS)
     with pytest.raises(AssertionError, match="the compile guard must end before the graphs are captured"):
         train(small_config(epochs=1, compile=True), log=quiet)
 
@@ -435,10 +435,10 @@ def test_a_compiler_failure_falls_back_to_the_plain_networks_in_one_line(small_c
     assert [line for line in lines if "torch.compile failed" in line] == [
         "torch.compile failed (AssertionError: expected size 512==512, stride 16==1 at dim=1); training goes on "
         "with the plain networks"]
-    assert compiled.g_forward is compiled.generator and not compiled.plan.compile
+    assert compiled.nets.g_forward is compiled.nets.generator and not compiled.setup.plan.compile
     assert differences(eager, compiled) == (["nothing replayed"] if not graphed else [])  # undone and redone
     if graphed:
-        assert compiled.runner.graphed.replayed == compiled.step - graphs.WARMUP_G_STEPS
+        assert compiled.runner.graphed.replayed == compiled.step - execution.WARMUP_G_STEPS
 
 
 def test_host_sync_is_what_the_model_raises():

@@ -56,8 +56,8 @@ def test_a_signal_saves_the_step_and_resume_ends_with_the_same_weights(small_con
     resumed = train(small_config(run="split", epochs=3, resume=True, **OPTIONS), log=quiet)
     assert resumed.step == straight.step == 12
     assert_same_training_state(straight, resumed)
-    for name in resumed.ema_generator.state_dict():
-        assert torch.equal(resumed.ema_generator.state_dict()[name], straight.ema_generator.state_dict()[name])
+    for name in resumed.nets.ema_generator.state_dict():
+        assert torch.equal(resumed.nets.ema_generator.state_dict()[name], straight.nets.ema_generator.state_dict()[name])
     assert without_timing(resumed.history) == without_timing(straight.history)  # the unfinished epoch's means too
 
 
@@ -181,7 +181,7 @@ def test_a_really_read_only_checkpoint_folder(small_config, tmp_path):
 def poison(network_name):
     def action(state):
         with torch.no_grad():
-            next(getattr(state, network_name).parameters()).fill_(float("nan"))
+            next(getattr(state.nets, network_name).parameters()).fill_(float("nan"))
     return action
 
 

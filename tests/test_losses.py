@@ -3,7 +3,20 @@
 import pytest
 import torch
 
-from dcgan.training.losses import discriminator_loss, generator_loss, gradient_penalty, mean_output
+from dcgan.models.losses import gradient_penalty
+from dcgan.registry import LOSSES
+
+
+def discriminator_loss(real, fake, real_label=1.0, fake_label=0.0, loss="bce"):
+    return LOSSES.spec(loss).d_loss(real, fake, real_label, fake_label)
+
+
+def generator_loss(fake, loss="bce", real=None):
+    return LOSSES.spec(loss).g_loss(real, fake)
+
+
+def mean_output(outputs, loss):
+    return LOSSES.spec(loss).mean_output(outputs)
 
 REAL, FAKE = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
 
@@ -54,3 +67,12 @@ def test_the_gradient_penalty_is_zero_for_a_unit_norm_linear_critic_and_trains_t
 def test_d_outputs_are_probabilities_for_bce_and_raw_scores_otherwise():
     assert mean_output(torch.tensor([0.0, 0.0]), "bce").item() == pytest.approx(0.5)
     assert mean_output(torch.tensor([4.0, -1.0]), "hinge").item() == pytest.approx(1.5)
+
+
+def test_every_registered_loss_is_a_whole_spec():
+    for name in LOSSES.names:
+        loss = LOSSES.spec(name)
+        assert loss.critic_norm in ("batch", "layer") and loss.n_critic >= 1 and len(loss.betas) == 2
+        assert torch.isfinite(loss.d_loss(REAL, FAKE, 1.0, 0.0)) and torch.isfinite(loss.g_loss(REAL, FAKE))
+    assert [name for name in LOSSES.names if LOSSES.spec(name).penalised] == ["wgan-gp"]
+    assert [name for name in LOSSES.names if LOSSES.spec(name).targets] == ["bce", "lsgan"]

@@ -28,7 +28,7 @@ def test_mlp_gan_matches_the_write_ups_network():
 
 def test_the_mlp_gan_trains_through_the_same_loop_and_resumes(small_config, tmp_path):
     state = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=1), log=lambda _: None)
-    assert isinstance(state.generator, MLPGenerator)
+    assert isinstance(state.nets.generator, MLPGenerator)
     generator, cfg, _ = load_run("test", str(tmp_path / "checkpoints"), device="cpu")
     assert isinstance(generator, MLPGenerator) and cfg.image_size == 28
     resumed = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=2, resume=True), log=lambda _: None)

@@ -66,7 +66,7 @@ def test_loaded_moments_take_their_parameters_layout_and_keep_their_values():
 def test_a_channels_last_checkpoint_resumes_channels_last_off_with_moments_laid_out_like_the_weights(small_config):
     train(small_config(epochs=1, channels_last="on"), log=quiet)
     resumed = train(small_config(epochs=2, channels_last="off", resume=True), log=quiet)
-    for optimizer in (resumed.opt_g, resumed.opt_d):
+    for optimizer in (resumed.nets.opt_g, resumed.nets.opt_d):
         for parameter, state in optimizer.state.items():
             assert state["exp_avg"].stride() == state["exp_avg_sq"].stride() == parameter.stride()
 
@@ -81,7 +81,7 @@ def test_a_checkpoint_from_a_graphed_gpu_run_resumes_on_the_cpu(small_config, tm
     save_checkpoint(payload, [last])
     resumed = train(small_config(epochs=2, resume=True), log=quiet)
     assert resumed.step == 8
-    assert all(not group["capturable"] and not group["fused"] for group in resumed.opt_d.param_groups)
+    assert all(not group["capturable"] and not group["fused"] for group in resumed.nets.opt_d.param_groups)
 
 
 def test_a_checkpoint_of_an_eager_cpu_run_continues_graphed_as_it_would_eagerly(small_config, monkeypatch):
@@ -93,5 +93,5 @@ def test_a_checkpoint_of_an_eager_cpu_run_continues_graphed_as_it_would_eagerly(
                    checkpoint=str(small_config().checkpoints_dir + "/laptop/last.pt"))
     eager = train(small_config(run="eager", cuda_graphs="off", **options), log=quiet)
     graphed = train(small_config(run="graphed", **options), log=quiet)
-    assert all(group["capturable"] and group["fused"] for group in graphed.opt_g.param_groups)
+    assert all(group["capturable"] and group["fused"] for group in graphed.nets.opt_g.param_groups)
     assert model.replays == 12 - 3 and differences(eager, graphed) == []

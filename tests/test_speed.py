@@ -9,7 +9,7 @@ from dcgan.training.speed import cpu_has_native_bf16, speed_plan
 
 
 def final_weights(state) -> list[torch.Tensor]:
-    return [value.detach().clone() for value in state.generator.state_dict().values()]
+    return [value.detach().clone() for value in state.nets.generator.state_dict().values()]
 
 
 def test_auto_picks_bf16_where_it_is_fast_and_channels_last_everywhere():
@@ -34,9 +34,9 @@ def test_bf16_autocast_trains_with_fp32_weights_and_optimizer_state(small_config
     state = train(small_config(precision="bf16", run="bf16"), log=lambda line: None)
     epoch = [row for row in state.history if row["kind"] == "epoch"][-1]
     assert all(torch.isfinite(torch.tensor(epoch[key])) for key in ("loss_D", "loss_G", "D_x", "D_G_z"))
-    assert all(value.dtype == torch.float32 for value in state.generator.state_dict().values()
+    assert all(value.dtype == torch.float32 for value in state.nets.generator.state_dict().values()
                if value.is_floating_point())
-    assert all(moment.dtype == torch.float32 for group in state.opt_d.state.values() for moment in group.values()
+    assert all(moment.dtype == torch.float32 for group in state.nets.opt_d.state.values() for moment in group.values()
                if torch.is_tensor(moment) and moment.is_floating_point())
     drift = max((a - b).abs().max().item() for a, b in zip(final_weights(plain), final_weights(state)))
     assert 0 < drift < 0.05  # bf16 changes the arithmetic a little, not the model
@@ -45,11 +45,11 @@ def test_bf16_autocast_trains_with_fp32_weights_and_optimizer_state(small_config
 def test_channels_last_trains_the_same_model_and_saves_plain_checkpoints(small_config, tmp_path):
     plain = train(small_config(precision="fp32", channels_last="off", run="nchw"), log=lambda line: None)
     state = train(small_config(precision="fp32", channels_last="on", run="nhwc"), log=lambda line: None)
-    conv = next(module for module in state.discriminator.modules() if isinstance(module, torch.nn.Conv2d))
+    conv = next(module for module in state.nets.discriminator.modules() if isinstance(module, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(final_weights(plain), final_weights(state)))
     saved = load_checkpoint(tmp_path / "checkpoints" / "nhwc" / "last.pt")
-    assert saved["generator"].keys() == plain.generator.state_dict().keys()
+    assert saved["generator"].keys() == plain.nets.generator.state_dict().keys()
 
 
 def test_compiled_networks_train_the_same_model(small_config, tmp_path):
@@ -57,7 +57,7 @@ def test_compiled_networks_train_the_same_model(small_config, tmp_path):
     lines = []
     compiled = train(small_config(epochs=1, precision="fp32", compile=True, run="compiled"), log=lines.append)
     assert "compiled" in lines[1]
-    assert compiled.plan.compile and not any("torch.compile failed" in line for line in lines)  # no fallback
+    assert compiled.setup.plan.compile and not any("torch.compile failed" in line for line in lines)  # no fallback
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(final_weights(eager), final_weights(compiled)))
     saved = load_checkpoint(tmp_path / "checkpoints" / "compiled" / "last.pt")
     assert not any(key.startswith("_orig_mod") for key in saved["generator"])  # the plain module is saved

@@ -48,10 +48,10 @@ def test_each_variant_trains_with_finite_numbers_and_the_right_shapes(small_conf
         assert all(math.isfinite(row[key]) for key in METRICS), row
     noise = torch.randn(5, state.cfg.nz)
     labels = (torch.arange(5) % 3,) if state.cfg.conditional else ()
-    images = state.generator.eval()(noise, *labels)
+    images = state.nets.generator.eval()(noise, *labels)
     assert images.shape == (5, 3, size, size) and images.abs().max() <= 1
-    assert state.discriminator.eval()(images, *labels).shape == (5,)
-    assert state.sampler is (state.ema_generator if state.cfg.ema else state.generator)
+    assert state.nets.discriminator.eval()(images, *labels).shape == (5,)
+    assert state.sampler is (state.nets.ema_generator if state.cfg.ema else state.nets.generator)
     saved = load_checkpoint(tmp_path / "checkpoints" / "test" / "last.pt")
     assert ("generator_ema" in saved) == bool(state.cfg.ema)
 
@@ -59,16 +59,16 @@ def test_each_variant_trains_with_finite_numbers_and_the_right_shapes(small_conf
 def test_wgan_gp_defaults_and_critic_steps(small_config):
     state = train(small_config(epochs=1, loss="wgan-gp"), log=quiet)  # 4 steps: D steps 4 times, G never
     assert (state.cfg.n_critic, state.cfg.beta1, state.cfg.beta2) == (5, 0.0, 0.9)
-    assert state.opt_g.state_dict()["state"] == {}  # G has not stepped yet
-    assert len(state.opt_d.state_dict()["state"]) > 0
+    assert state.nets.opt_g.state_dict()["state"] == {}  # G has not stepped yet
+    assert len(state.nets.opt_d.state_dict()["state"]) > 0
     stepped = train(small_config(epochs=1, loss="wgan-gp", n_critic=2, run="n2"), log=quiet)
-    assert int(stepped.opt_g.state_dict()["state"][0]["step"]) == 2  # 4 D steps, 2 G steps
-    assert int(stepped.opt_d.state_dict()["state"][0]["step"]) == 4
+    assert int(stepped.nets.opt_g.state_dict()["state"][0]["step"]) == 2  # 4 D steps, 2 G steps
+    assert int(stepped.nets.opt_d.state_dict()["state"][0]["step"]) == 4
 
 
 def test_ttur_and_defaults_are_recorded_concretely(small_config, tmp_path):
     state = train(small_config(epochs=1, lr_g=1e-4, lr_d=4e-4), log=quiet)
-    assert state.opt_g.param_groups[0]["lr"] == 1e-4 and state.opt_d.param_groups[0]["lr"] == 4e-4
+    assert state.nets.opt_g.param_groups[0]["lr"] == 1e-4 and state.nets.opt_d.param_groups[0]["lr"] == 4e-4
     config = json.loads((tmp_path / "checkpoints" / "test" / "config.json").read_text())
     assert (config["lr_g"], config["lr_d"], config["beta1"], config["beta2"], config["n_critic"]) == \
         (1e-4, 4e-4, 0.5, 0.999, 1)
@@ -81,7 +81,7 @@ def test_ema_is_what_samples_are_drawn_from(small_config, tmp_path):
     generator, _, _ = load_run("test", str(tmp_path / "checkpoints"), device="cpu")
     for name, value in generator.state_dict().items():
         assert torch.equal(value, saved["generator_ema"][name])
-    assert all(torch.equal(a, b) for a, b in zip(state.ema_generator.state_dict().values(),
+    assert all(torch.equal(a, b) for a, b in zip(state.nets.ema_generator.state_dict().values(),
                                                   saved["generator_ema"].values()))
 
 
@@ -90,7 +90,7 @@ def test_resume_restores_every_option_and_continues_exactly(small_config):
     train(small_config(run="split", epochs=1, **ALL_OPTIONS), log=quiet)
     resumed = train(small_config(run="split", epochs=2, resume=True, **ALL_OPTIONS), log=quiet)
     assert_same_training_state(straight, resumed)
-    for a, b in zip(straight.ema_generator.state_dict().values(), resumed.ema_generator.state_dict().values()):
+    for a, b in zip(straight.nets.ema_generator.state_dict().values(), resumed.nets.ema_generator.state_dict().values()):
         assert torch.equal(a, b)
     assert without_timing(resumed.history) == without_timing(straight.history)
 
@@ -128,8 +128,8 @@ def test_resume_refuses_networks_that_differ(small_config, change, message):
 def test_turning_ema_on_at_resume_starts_the_average_from_g(small_config):
     first = train(small_config(epochs=1), log=quiet)
     resumed = train(small_config(epochs=2, resume=True, ema=0.999), log=quiet)
-    assert resumed.ema_generator is not None
-    assert not torch.equal(next(resumed.ema_generator.parameters()), next(first.generator.parameters()))
+    assert resumed.nets.ema_generator is not None
+    assert not torch.equal(next(resumed.nets.ema_generator.parameters()), next(first.nets.generator.parameters()))
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -210,7 +210,7 @@ def test_conditional_sampling_returns_the_requested_classes_rows(small_config, t
     from dcgan.pictures.sampling import generate, noise_for
 
     state = train(small_config(epochs=1, conditional=True), log=quiet)
-    generator = state.generator
+    generator = state.nets.generator
     noise = noise_for(4, 16, 0).repeat(3, 1)
     images = generate(generator, noise, labels=class_rows(3, 4))
     for k in range(3):  # row k is class k: the same as asking for class k alone

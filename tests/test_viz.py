@@ -3,8 +3,8 @@ import torch
 from PIL import Image
 
 from dcgan.pictures.grids import grid_image, save_grid
-from dcgan.pictures.plots import save_history_figure
-from dcgan.training.history import history_row
+from dcgan.pictures.plots import save_figure
+from dcgan.training.history import history_figure, history_row
 
 
 def constant_images(values, channels=1, size=32):
@@ -39,9 +39,21 @@ def test_nearest_neighbour_enlargement_keeps_pixels_sharp():
 
 
 def test_history_plot_is_written(tmp_path):
-    history = [history_row("step", 1, s, [1.0 / s, s / 10, 0.8, 0.2], 1.0, 128) for s in range(1, 20)]
-    history.append(history_row("epoch", 1, 19, [0.5, 1.0, 0.8, 0.2], 10.0, 19 * 128))
-    path = save_history_figure(history, tmp_path / "losses.png", title="run x")
+    names = ("loss_D", "loss_G", "D_x", "D_G_z")
+    history = [history_row("step", 1, s, dict(zip(names, [1.0 / s, s / 10, 0.8, 0.2])), 1.0, 128) for s in range(1, 20)]
+    history.append(history_row("epoch", 1, 19, dict(zip(names, [0.5, 1.0, 0.8, 0.2])), 10.0, 19 * 128))
+    path = save_figure(history_figure(history, title="run x"), tmp_path / "losses.png")
     image = Image.open(path)
     assert image.size[0] > 800 and image.size[1] > 300
     assert np.asarray(image.convert("L")).std() > 10  # something was drawn
+
+
+def test_the_history_figure_draws_a_panel_per_group_and_one_per_evaluation():
+    names = ("loss_D", "loss_G", "D_x", "D_G_z")
+    history = [history_row("step", 1, s, dict(zip(names, [1.0, 1.0, 0.6, 0.4])), 1.0, 128) for s in range(1, 5)]
+    assert [axes.get_title() for axes in history_figure(history).axes] == ["Losses", "Discriminator outputs"]
+    history.append({**history_row("epoch", 1, 4, dict(zip(names, [1.0, 1.0, 0.6, 0.4])), 4.0, 512), "fid": 40.0,
+                    "coverage": 0.5})  # a metric STATISTICS does not list is drawn under its own name
+    figure = history_figure(history, loss="hinge")
+    assert [axes.get_title() for axes in figure.axes] == ["Losses", "Discriminator outputs", "FID", "coverage"]
+    assert figure.axes[1].get_ylabel() == "mean score"  # hinge: D's outputs are scores, not probabilities

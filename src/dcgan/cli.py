@@ -20,10 +20,6 @@ from .config import TrainConfig, flag, preset_settings
 from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
 
-# Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
-SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
-                  "data_on_device", "compile", "cuda_graphs", "sync_bn")
-
 SEED = (0, 2**32 - 1)
 # (lowest, highest) of the other commands' number flags; None: no upper bound (train's are TrainConfig's LIMITS)
 COMMAND_LIMITS = {
@@ -228,22 +224,9 @@ def run_prepare(args: argparse.Namespace) -> None:
 
 
 def train_config(given: dict[str, Any], preset: str = "") -> TrainConfig:
-    """The config for `train`: flags over the preset over defaults, or with --resume, flags over the preset over
-    the run's saved config."""
-    given = {**(preset_settings(preset) if preset else {}), **given}
-    if not given.get("resume"):
-        return TrainConfig(**given)
-    from .models.checkpoint import load_checkpoint, saved_config
-    from .paths import default_run_name, run_paths
-
-    defaults = TrainConfig()
-    run = given.get("run") or default_run_name(given.get("data", defaults.data),
-                                               given.get("image_size", defaults.image_size))
-    paths = run_paths(run, given.get("samples_dir", ""), given.get("checkpoints_dir", ""))
-    path = paths.checkpoint_file(given.get("checkpoint", ""))
-    saved = saved_config(load_checkpoint(path), path).to_dict()
-    inherited = {key: value for key, value in saved.items() if key not in SESSION_FIELDS}
-    return TrainConfig(**{**inherited, **given})
+    """The config for `train`: flags over the preset over defaults (with --resume, train puts the settings not
+    given over the run's saved config: TrainConfig.over_saved)."""
+    return TrainConfig(**{**(preset_settings(preset) if preset else {}), **given})
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -251,7 +234,8 @@ def run_train(args: argparse.Namespace) -> None:
 
     given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)
              if hasattr(args, spec.name)}
-    train(train_config(given, args.preset))
+    preset = preset_settings(args.preset) if args.preset else {}
+    train(train_config(given, args.preset), given=set(preset) | set(given))
 
 
 def run_sample(args: argparse.Namespace) -> None:

@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import check_number, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
+from .registry import LOSSES
 
 IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
 MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
 ARCHITECTURES = ("dcgan", "resnet", "mlp")
-LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
 # Settings that shape the networks (and their checkpoint): a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden", "loss", "conditional",
                        "classes", "spectral_norm")
 FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever the run has"
+# Settings that describe one invocation rather than the run: never inherited from a checkpoint on --resume.
+SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
+                  "data_on_device", "compile", "cuda_graphs", "sync_bn")
 # Where the machine that saved a run kept things: never taken from a checkpoint, always from this invocation.
 PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "logdir", "inception_weights", "checkpoint")
 # (lowest, highest) of every number setting; None: no upper bound. Beyond these a run cannot work or cannot fit.
@@ -70,11 +73,11 @@ class TrainConfig:
     classes: int = setting(0, "with --conditional: number of classes; 0 follows the data")
     spectral_norm: bool = setting(False, "spectral normalisation of D's weight layers")
     # loss and stabilisers
-    loss: str = setting("bce", "bce (the DCGAN loss, with --real-label smoothing), lsgan (least squares), hinge or "
-                        "wgan-gp (Wasserstein with gradient penalty; layer norm instead of BatchNorm in D)",
-                        choices=LOSSES)
-    gp_weight: float = setting(10.0, "wgan-gp: weight of the gradient penalty")
-    n_critic: int = setting(0, "D steps per G step; 0 = 5 with wgan-gp, else 1")
+    loss: str = setting("bce", f"GAN loss: {LOSSES.listed()} (bce is the DCGAN loss, with --real-label smoothing; "
+                        "wgan-gp: Wasserstein with gradient penalty; docs/options.md describes each)",
+                        choices=LOSSES.names)
+    gp_weight: float = setting(10.0, "weight of the gradient penalty (losses with one: wgan-gp)")
+    n_critic: int = setting(0, "D steps per G step; 0 = the loss's (5 with wgan-gp, else 1)")
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights, used for samples and "
                          "evaluation (e.g. 0.999); 0 = off")
     diffaugment: str = setting("", "differentiable augmentation of real and generated images before D, comma-"
@@ -85,8 +88,8 @@ class TrainConfig:
     lr: float = setting(2e-4, "Adam learning rate, for both networks unless --lr-g / --lr-d are set")
     lr_g: float = setting(0.0, "G's learning rate (TTUR: two time-scale update rule); 0 = --lr")
     lr_d: float = setting(0.0, "D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); 0 = --lr")
-    beta1: float = setting(-1.0, "Adam beta1; -1 = 0.5, or 0.0 with wgan-gp")
-    beta2: float = setting(-1.0, "Adam beta2; -1 = 0.999, or 0.9 with wgan-gp")
+    beta1: float = setting(-1.0, "Adam beta1; -1 = the loss's (0.5, or 0.0 with wgan-gp)")
+    beta2: float = setting(-1.0, "Adam beta2; -1 = the loss's (0.999, or 0.9 with wgan-gp)")
     real_label: float = setting(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
     fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)")
     seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run")
@@ -171,11 +174,14 @@ class TrainConfig:
 
     def validate_variant(self) -> None:
         """The loss, conditioning and stabiliser settings: known values, and combinations that make sense."""
-        if self.loss in ("hinge", "wgan-gp") and (self.real_label, self.fake_label) != (1.0, 0.0):
-            raise SettingError("real_label", f"--real-label / --fake-label are targets of the bce and lsgan "
-                               f"losses; --loss {self.loss} has none: drop them")
-        if self.gp_weight != 10.0 and self.loss != "wgan-gp":
-            raise SettingError("gp_weight", "--gp-weight applies to --loss wgan-gp only: drop it or use that loss")
+        loss = LOSSES.spec(self.loss)
+        if not loss.targets and (self.real_label, self.fake_label) != (1.0, 0.0):
+            raise SettingError("real_label", f"--real-label / --fake-label are targets of the losses that have "
+                               f"them ({', '.join(names_of_losses(targets=True))}); --loss {self.loss} has none: "
+                               "drop them")
+        if self.gp_weight != 10.0 and not loss.penalised:
+            raise SettingError("gp_weight", f"--gp-weight applies to the losses with a gradient penalty "
+                               f"({', '.join(names_of_losses(penalised=True))}) only: drop it or use one of them")
         if not 0.0 <= self.ema < 1.0:
             raise SettingError("ema", f"--ema must lie in [0, 1) (e.g. 0.999; 0 = off), got {self.ema}")
         unknown = [name for name in self.augmentations() if name not in AUGMENTATIONS]
@@ -191,12 +197,24 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every "follow the loss" default made concrete (what config.json records)."""
-        wgan = self.loss == "wgan-gp"
+        loss = LOSSES.spec(self.loss)
         return dataclasses.replace(
-            self, n_critic=self.n_critic or (5 if wgan else 1), lr_g=self.lr_g or self.lr, lr_d=self.lr_d or self.lr,
-            beta1=(0.0 if wgan else 0.5) if self.beta1 == -1 else self.beta1,
-            beta2=(0.9 if wgan else 0.999) if self.beta2 == -1 else self.beta2,
+            self, n_critic=self.n_critic or loss.n_critic, lr_g=self.lr_g or self.lr, lr_d=self.lr_d or self.lr,
+            beta1=loss.betas[0] if self.beta1 == -1 else self.beta1,
+            beta2=loss.betas[1] if self.beta2 == -1 else self.beta2,
             diffaugment=",".join(self.augmentations()))
+
+    def over_saved(self, saved: TrainConfig, given: Collection[str] | None = None) -> TrainConfig:
+        """With --resume: this request over the run's saved config. A setting of the run that the request does not
+        give is the saved one; `given` names the settings given (the CLI's flags); None: those that differ from
+        their defaults (Python and the notebooks). Settings of the invocation (SESSION_FIELDS) are never saved."""
+        defaults = TrainConfig()
+        if given is None:
+            given = [name for name, value in self.to_dict().items() if value != getattr(defaults, name)]
+        requested = {name: getattr(self, name) for name in given}
+        inherited = {name: value for name, value in saved.to_dict().items() if name not in SESSION_FIELDS}
+        session = {name: getattr(self, name) for name in SESSION_FIELDS}
+        return dataclasses.replace(self, **{**inherited, **session, **requested})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,6 +264,12 @@ def typed_setting(name: str, value: Any, default: Any) -> Any:
     shown = shown_number(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     raise SettingError(name, f"{name} = {shown} is not {description} (e.g. {name} = {default!r})")
+
+
+def names_of_losses(**facts: bool) -> list[str]:
+    """The registered losses whose specs have these facts: names_of_losses(targets=True) -> ["bce", "lsgan"]."""
+    return [name for name in LOSSES.names
+            if all(getattr(LOSSES.spec(name), fact) == value for fact, value in facts.items())]
 
 
 def flag(name: str) -> str:

@@ -1,8 +1,8 @@
 """The names of a run's pluggable parts, each tied to the one spec that defines it.
 
 A loss, a generator, a discriminator, a dataset and a metric is each one named spec, written in the module that
-owns its concern (training/losses.py, models/architectures.py, data/datasets.py, metrics/...). This module maps
-each name to where its spec lives (`"dcgan.training.losses:HINGE"`, as stylegan2-ada's `class_name`), so that the
+owns its concern (models/losses.py, models/architectures.py, data/datasets.py, metrics/...). This module maps
+each name to where its spec lives (`"dcgan.models.losses:HINGE"`, as stylegan2-ada's `class_name`), so that the
 settings can list and check names without importing the code behind them; `spec(name)` imports that code when it
 is first asked. Adding a part is its spec and one line here.
 """
@@ -51,10 +51,10 @@ def load(place: str) -> Any:
     return getattr(import_module(module), attribute)
 
 
-# --- losses (training/losses.py): what D and G minimise, and the optimiser defaults that go with it
+# --- losses (models/losses.py): what D and G minimise, and the optimiser defaults that go with it
 LOSSES = Registry("loss", {
-    "bce": "dcgan.training.losses:BCE",
-    "lsgan": "dcgan.training.losses:LSGAN",
-    "hinge": "dcgan.training.losses:HINGE",
-    "wgan-gp": "dcgan.training.losses:WGAN_GP",
+    "bce": "dcgan.models.losses:BCE",
+    "lsgan": "dcgan.models.losses:LSGAN",
+    "hinge": "dcgan.models.losses:HINGE",
+    "wgan-gp": "dcgan.models.losses:WGAN_GP",
 })

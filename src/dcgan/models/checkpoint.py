@@ -45,6 +45,12 @@ def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load and check a checkpoint; every failure is a UserError that says what to do."""
+    return load_checked(path)[0]
+
+
+def load_checked(path: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """A checkpoint loaded and checked whole, and its config (validated once, without the saving machine's
+    folders); every failure is a UserError that says what to do."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found: check the path, or train the run first")
@@ -67,8 +73,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise UserError(f"checkpoint {path} has format {version}, newer than this dcgan understands "
                         f"({FORMAT_VERSION}): update the package")
-    check_contents(payload, path)
-    return payload
+    return payload, check_contents(payload, path)
 
 
 def saved_config(payload: dict[str, Any], path: Path) -> TrainConfig:

@@ -50,8 +50,9 @@ def checked_config(payload: dict[str, Any], path: Path) -> TrainConfig:
     return dataclasses.replace(cfg, **{name: "" for name in PLACE_FIELDS})
 
 
-def check_contents(payload: dict[str, Any], path: Path) -> None:
-    """Refuse a checkpoint whose fields are of the wrong type or shape, or whose weights are not finite."""
+def check_contents(payload: dict[str, Any], path: Path) -> TrainConfig:
+    """Refuse a checkpoint whose fields are of the wrong type or shape, or whose weights are not finite; return its
+    config, checked."""
     cfg = checked_config(payload, path)
     try:
         check_counters(payload)
@@ -66,6 +67,7 @@ def check_contents(payload: dict[str, Any], path: Path) -> None:
             check_optimizer(name, payload[name])
     except BadField as problem:
         raise refusal(path, problem) from None
+    return cfg
 
 
 def refusal(path: Path, problem: BadField) -> UserError:
@@ -131,6 +133,10 @@ def check_means(means: Any) -> None:
                 and isinstance(saved.get("count"), int) and isinstance(saved.get("seconds"), (int, float))):
             raise BadField(f"means.{part}", "is not a table of running sums, count and seconds")
         check_tensor(f"means.{part}.sums", saved["sums"])
+        names = saved.get("names")  # (absent in older checkpoints: the four statistics of those days)
+        if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)
+                                      and len(names) == len(saved["sums"])):
+            raise BadField(f"means.{part}.names", "is not one name per running sum")
 
 
 def check_weights(name: str, weights: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +17,30 @@ from ..files import atomic_write_bytes
 from .grids import grid_cells, grid_image
 
 
-def history_figure(history: list[dict], title: str = "", fid_label: str = "", scores: bool = False) -> Figure:
-    """Two panels over training steps: the losses, and D's mean outputs on real and generated images; a third
-    with FID where epochs were evaluated (fid_label names its feature space). scores: D's outputs are raw
-    scores (lsgan, hinge, wgan-gp) rather than probabilities."""
-    rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
-    steps = [row["step"] for row in rows]
-    measured = [row for row in history if row["kind"] == "epoch" and row.get("fid") is not None]
-    figure = Figure(figsize=(16 if measured else 11, 4), layout="constrained")
-    losses, outputs, *fid = figure.subplots(1, 3 if measured else 2)
-    losses.plot(steps, [row["loss_D"] for row in rows], label="loss_D")
-    losses.plot(steps, [row["loss_G"] for row in rows], label="loss_G")
-    losses.set(title="Losses", xlabel="step", ylabel="loss" if scores else "BCE")
-    outputs.plot(steps, [row["D_x"] for row in rows], label="D(x): real")
-    outputs.plot(steps, [row["D_G_z"] for row in rows], label="D(G(z)): generated")
-    if scores:
-        outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean score")
-    else:
-        outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-        outputs.set(title="Discriminator outputs", xlabel="step", ylabel="mean probability of 'real'", ylim=(0, 1))
-    if fid:
-        fid[0].plot([row["step"] for row in measured], [row["fid"] for row in measured], "o-", color="tab:green",
-                    label="FID")
-        fid[0].set(title=f"FID ({fid_label.split(' (')[0]})" if fid_label else "FID", xlabel="step",
-                   ylabel="FID, lower is better")
-    for axes in (losses, outputs, *fid):
+@dataclass
+class Panel:
+    """One panel of a curves figure: `lines` are (column, legend label) pairs drawn from `rows` over their step."""
+
+    title: str
+    ylabel: str
+    rows: list[dict]
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    probabilities: bool = False  # values in [0, 1], with a dashed line at 0.5 (D's outputs)
+    markers: bool = False  # a few points (evaluations) rather than a curve
+
+
+def curves_figure(panels: list[Panel], title: str = "") -> Figure:
+    """The panels side by side, each its columns over the training steps."""
+    figure = Figure(figsize=(5.5 * max(len(panels), 2), 4), layout="constrained")
+    for axes, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0] if panels else [], panels):
+        steps = [row["step"] for row in panel.rows]
+        for column, label in panel.lines:
+            axes.plot(steps, [row.get(column, math.nan) for row in panel.rows], "o-" if panel.markers else "-",
+                      label=label)
+        axes.set(title=panel.title, xlabel="step", ylabel=panel.ylabel)
+        if panel.probabilities:
+            axes.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+            axes.set(ylim=(0, 1))
         axes.legend()
         axes.grid(alpha=0.3)
     if title:
@@ -136,8 +136,3 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 def save_figure(figure: Figure, path: Path, dpi: int = 100) -> Path:
     atomic_write_bytes(path, figure_png(figure, dpi))
     return path
-
-
-def save_history_figure(history: list[dict], path: Path, title: str = "", fid_label: str = "",
-                        scores: bool = False) -> Path:
-    return save_figure(history_figure(history, title, fid_label, scores), path)

@@ -13,16 +13,16 @@ NONE_YET = 2**62  # the first bad step while every step was finite
 
 
 class NonFiniteWatch:
-    """Tracks the first step whose metrics held a NaN or an infinity, on the metrics' device."""
+    """Tracks the first step whose statistics held a NaN or an infinity, on the metrics' device."""
 
     def __init__(self, device: torch.device, step: int = 0):
         self.step = torch.tensor(step, dtype=torch.int64, device=device)  # steps done, counted on the device
         self.first_bad = torch.tensor(NONE_YET, dtype=torch.int64, device=device)
 
-    def observe(self, metrics: torch.Tensor) -> None:
-        """Called after each step with its metrics; four tiny kernels, no sync."""
+    def observe(self, values: dict[str, torch.Tensor]) -> None:
+        """Called after each step with its statistics; five tiny kernels, no sync."""
         self.step += 1
-        bad = ~torch.isfinite(metrics).all()
+        bad = ~torch.isfinite(torch.stack(list(values.values()))).all()
         self.first_bad = torch.where(bad, torch.minimum(self.first_bad, self.step), self.first_bad)
 
 

@@ -1,63 +1,125 @@
-"""Training history: rows of losses and D outputs, every N steps and every epoch, as a list and a CSV."""
+"""Training history: named statistics, summed on the device and read every N steps into rows, kept as a list and
+written as history.csv.
+
+The step reports its statistics by name (training/step.py); this module's STATISTICS says how each one is shown:
+in the log line and the progress bar, in TensorBoard, and in which panel of losses.png. A name it does not list
+(a metric registered later, a loss's own statistic) is shown under its own name: nothing else needs an edit.
+The CSV's header is the union of the rows' keys, in the order they first appear.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 
-COLUMNS = ("kind", "epoch", "step", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "images_per_s", "fid", "check",
-           "difference")
-# fid: on epoch rows measured by --eval-every, empty elsewhere. check, difference: on graph_check rows (CUDA
-# graphs' self-check, training/graphs.py), "match" or "differs" and the largest difference found
-TEXT_COLUMNS = ("kind", "check")
-METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # D_x = mean D(x), D_G_z = mean D(G(z)), as probabilities
+from ..pictures.plots import Panel, curves_figure
+from ..registry import LOSSES
+
+BOOKKEEPING = ("kind", "epoch", "step", "seconds")  # the columns every row has that are not measurements
+TEXT_COLUMNS = ("kind", "check")  # columns holding words: the row's kind; a graph check's "match" / "differs"
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """How one named value of the history is shown."""
+
+    label: str  # in the log line, the progress bar and the legends: "D(x)"
+    tag: str  # TensorBoard's tag: "D/real D(x)"
+    panel: str = ""  # the losses.png panel that draws it; "" none
+    digits: int = 3  # decimals in the log line and the progress bar
+    measured: str = "step"  # "step": reported by every training step; "epoch": measured at the end of an epoch
+
+
+STATISTICS = {
+    "loss_D": Statistic("loss_D", "loss/D", "losses"),
+    "loss_G": Statistic("loss_G", "loss/G", "losses"),
+    "D_x": Statistic("D(x)", "D/real D(x)", "outputs", 2),  # D's mean output on real images
+    "D_G_z": Statistic("D(G(z))", "D/fake D(G(z))", "outputs", 2),  # and on generated ones
+    "images_per_s": Statistic("img/s", "speed/images_per_s", digits=0, measured="speed"),
+    "fid": Statistic("FID", "eval/FID", "FID", measured="epoch"),
+    "kid": Statistic("KID", "eval/KID", "KID", 4, measured="epoch"),
+    "precision": Statistic("precision", "eval/precision", "precision and recall", measured="epoch"),
+    "recall": Statistic("recall", "eval/recall", "precision and recall", measured="epoch"),
+}
+
+
+def statistic(name: str) -> Statistic:
+    """How `name` is shown: its entry in STATISTICS, or an evaluation value under its own name."""
+    return STATISTICS.get(name) or Statistic(name, f"eval/{name}", name, 4, measured="epoch")
+
+
+def measurements(row: dict, measured: str) -> dict[str, float]:
+    """The row's numbers of one kind ("step", "speed" or "epoch"), by name."""
+    return {name: value for name, value in row.items()
+            if name not in BOOKKEEPING and name not in TEXT_COLUMNS and statistic(name).measured == measured}
+
+
+def shown(values: dict[str, float]) -> dict[str, str]:
+    """label -> value with its decimals: {"D(x)": "0.52"}."""
+    return {statistic(name).label: f"{value:,.{statistic(name).digits}f}" for name, value in values.items()}
 
 
 class RunningMeans:
-    """Sums the step metrics on their device, so a step needs no host sync; read every N steps. Also times
-    the steps it holds (a resumed run carries the sums and seconds of its unfinished epoch and log window)."""
+    """Sums the step's named statistics on their device, so a step needs no host sync; read every N steps. Also
+    times the steps it holds (a resumed run carries the sums and seconds of its unfinished epoch and log window)."""
 
     def __init__(self, device: torch.device):
-        self.sums = torch.zeros(len(METRICS), device=device)
+        self.device = device
+        self.names: tuple[str, ...] = ()  # the step's statistics, in the order it reports them
+        self.sums: torch.Tensor | None = None
         self.count = 0
         self.seconds_before = 0.0  # time spent on these steps before a resume
         self.started = time.perf_counter()
 
-    def add(self, metrics: torch.Tensor) -> None:
-        self.sums += metrics
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        if self.sums is None:
+            self.names, self.sums = tuple(values), torch.zeros(len(values), device=self.device)
+        self.sums += torch.stack([values[name] for name in self.names])
         self.count += 1
 
     @property
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
 
-    def pop(self, mean_over_ranks=None) -> tuple[list[float], float, int]:
-        """(means, seconds, steps) since the last pop (one host sync), then start again. `mean_over_ranks`
-        averages the sums over the processes of a distributed run."""
-        sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
-        result = ((sums / max(self.count, 1)).tolist(), self.seconds, self.count)
-        self.sums.zero_()
+    def pop(self, mean_over_ranks=None) -> tuple[dict[str, float], float, int]:
+        """(means by name, seconds, steps) since the last pop (one host sync), then start again.
+        `mean_over_ranks` averages the sums over the processes of a distributed run."""
+        means = {}
+        if self.sums is not None:
+            sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
+            means = dict(zip(self.names, (sums / max(self.count, 1)).tolist()))
+            self.sums.zero_()
+        result = (means, self.seconds, self.count)
         self.count, self.seconds_before, self.started = 0, 0.0, time.perf_counter()
         return result
 
     def saved(self, mean_over_ranks=None) -> dict:
-        sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
-        return {"sums": sums.detach().cpu(), "count": self.count, "seconds": self.seconds}
+        sums = torch.zeros(0) if self.sums is None else mean_over_ranks(self.sums) if mean_over_ranks else self.sums
+        return {"names": list(self.names), "sums": sums.detach().cpu(), "count": self.count, "seconds": self.seconds}
 
     def restore(self, saved: dict) -> None:
-        self.sums.copy_(saved["sums"])
+        sums = saved["sums"]
+        names = tuple(saved.get("names", STEP_NAMES_BEFORE_NAMING[:len(sums)]))
+        if len(names) != len(sums):
+            raise ValueError(f"the running means name {len(names)} statistics but hold {len(sums)}")
+        self.names = names
+        self.sums = sums.to(self.device, torch.float32).clone() if names else None
         self.count, self.seconds_before = int(saved["count"]), float(saved["seconds"])
         self.started = time.perf_counter()
 
 
-def history_row(kind: str, epoch: int, step: int, means: list[float], seconds: float, images: int) -> dict:
-    row = {"kind": kind, "epoch": epoch, "step": step, **dict(zip(METRICS, means))}
-    row.update(seconds=seconds, images_per_s=images / seconds if seconds > 0 else 0.0)
-    return row
+STEP_NAMES_BEFORE_NAMING = ("loss_D", "loss_G", "D_x", "D_G_z")  # what checkpoints' unnamed sums hold
+
+
+def history_row(kind: str, epoch: int, step: int, means: dict[str, float], seconds: float, images: int) -> dict:
+    return {"kind": kind, "epoch": epoch, "step": step, **means, "seconds": seconds,
+            "images_per_s": images / seconds if seconds > 0 else 0.0}
 
 
 def graph_check_row(epoch: int, step: int, matches: bool, difference: float) -> dict:
@@ -67,9 +129,14 @@ def graph_check_row(epoch: int, step: int, matches: bool, difference: float) -> 
             "difference": difference}
 
 
+def columns(rows: list[dict]) -> list[str]:
+    """Every key of the rows, in the order they first appear."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", restval="")
+    writer = csv.DictWriter(out, fieldnames=columns(rows) or list(BOOKKEEPING), lineterminator="\n", restval="")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
@@ -86,3 +153,32 @@ def read_history_csv(path: Path) -> list[dict]:
         typed.append({key: value if key in TEXT_COLUMNS else (int(value) if key in ("epoch", "step") else float(value))
                       for key, value in row.items() if value != ""})
     return typed
+
+
+def history_figure(history: list[dict], title: str = "", loss: str = "bce", fid_label: str = "") -> Figure:
+    """losses.png: a panel per group of statistics over the training steps (the losses, D's mean outputs), then
+    one per evaluation measured at epochs' ends. `loss` tells whether D's outputs are probabilities;
+    `fid_label` names FID's feature space."""
+    rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
+    evaluated = [row for row in history if row["kind"] == "epoch" and measurements(row, "epoch")]
+    probabilities = LOSSES.spec(loss).probabilities
+    panels: dict[str, Panel] = {}
+    for source, measured in ((rows, "step"), (evaluated, "epoch")):
+        for name in columns([measurements(row, measured) for row in source]):
+            about = statistic(name)
+            if about.panel:
+                panel = panels.setdefault(about.panel, panel_for(about.panel, probabilities, fid_label, source))
+                panel.lines.append((name, about.label))
+    return curves_figure(list(panels.values()), title)
+
+
+def panel_for(name: str, probabilities: bool, fid_label: str, rows: list[dict]) -> Panel:
+    if name == "losses":
+        return Panel("Losses", "BCE" if probabilities else "loss", rows)
+    if name == "outputs":
+        return Panel("Discriminator outputs", "mean probability of 'real'" if probabilities else "mean score", rows,
+                     probabilities=probabilities)
+    if name == "FID":
+        return Panel(f"FID ({fid_label.split(' (')[0]})" if fid_label else "FID", "FID, lower is better", rows,
+                     markers=True)
+    return Panel(name, name, rows, markers=True)

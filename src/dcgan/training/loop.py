@@ -5,6 +5,8 @@ progress.gif (every epoch's grid, animated) and losses.png; checkpoints/<run>/ep
 and history.csv; with --tensorboard, event files in checkpoints/<run>/tb/ (see tensorboard.py).
 
 Callbacks (see callbacks.py) watch the run: on_train_start, on_step_end, on_log, on_epoch_end, on_train_end.
+One epoch reads in four files: this one, step.py (one step), state.py (what a run holds) and history.py (its
+statistics, rows and figure).
 
 Faults: SIGINT / SIGTERM save last.pt at the end of the current step and stop (TrainingStopped, exit code 130 /
 143); --resume continues from that step. Non-finite losses stop the run within log_every steps, naming the step,
@@ -13,7 +15,7 @@ and no checkpoint is written from non-finite weights. Under torchrun the ranks a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,11 @@ from ..files import WriteError, atomic_write_text
 from ..metrics.evaluate import write_result
 from ..models.checkpoint import prune_checkpoints, save_checkpoint
 from ..pictures.animation import save_progress_gif
-from ..pictures.plots import save_history_figure
+from ..pictures.plots import save_figure
 from .callbacks import emit
 from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
-from .history import history_csv, history_row
-from .runner import StepRunner
+from .history import history_csv, history_figure, history_row, measurements, shown
 from .signals import StopSignals, signals_raise
 from .start import check_run_places, owning_run, start_run
 from .state import TrainState, checkpoint_payload
@@ -48,9 +49,11 @@ def quiet(line: str) -> None:
     """The log of every rank but the first."""
 
 
-def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], None] = say) -> TrainState:
+def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], None] = say,
+          given: Collection[str] | None = None) -> TrainState:
     """Train (or with cfg.resume, continue) a run; returns the final state. Under torchrun, each process runs
-    this with its share of every batch."""
+    this with its share of every batch. With --resume, the settings not given are the run's saved ones
+    (`given`: see TrainConfig.over_saved)."""
     cfg.validate()
     check_places(cfg)
     check_run_places(cfg)
@@ -61,93 +64,96 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
         log = signals.guard(log if world.main else quiet)  # a closed stdout stops the run like a signal
         with owning_run(cfg, world, device, log):
             with signals_raise("the run was starting"):
-                state = start_run(cfg, log, world, device)
+                state = start_run(cfg, log, world, device, given)
             if signals.received:
                 raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
                                       "trained", exit_code=signals.exit_code)
-            state.runner = StepRunner(state, log)  # eager, or from CUDA graphs once warm
             with tensorboard_callbacks(state) as board:
                 train_epochs(state, signals, callbacks + board, log)
-    skipped = f"; {sum(state.data.skipped.values()):,} input files were skipped (see the first line)" \
-        if state.data.skipped else ""
-    log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{skipped}")
+    skipped = state.setup.data.skipped
+    told = f"; {sum(skipped.values()):,} input files were skipped (see the first line)" if skipped else ""
+    log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{told}")
     return state
 
 
 def train_epochs(state: TrainState, signals: StopSignals, callbacks: list[Any], log: Callable[[str], None]) -> None:
     """Every epoch still to train, SIGINT / SIGTERM / a closed stdout noted and acted on at the end of a step."""
-    with signals as state.signals:
+    with signals:
         emit(callbacks, "on_train_start", state)
         for epoch in range(state.epoch + 1, state.cfg.epochs + 1):
-            train_epoch(state, epoch, callbacks)
-            end_epoch(state, log)
+            train_epoch(state, epoch, signals, callbacks, log)
+            state.last_row = end_epoch(state, log)
             emit(callbacks, "on_epoch_end", state)
-            check_health(state)  # a signal that came while the epoch's files were written
+            stop_if_diverged_or_signalled(state, signals)  # a signal that came while the epoch's files were written
         emit(callbacks, "on_train_end", state)
 
 
-def train_epoch(state: TrainState, epoch: int, callbacks: list[Any]) -> None:
+def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: list[Any],
+                log: Callable[[str], None]) -> None:
     """Train one epoch (or, resumed mid-epoch, the rest of it); every rank trains on its slice of each batch."""
-    cfg, world = state.cfg, state.world
-    state.epoch_rng = state.data_rng.get_state()
-    order, coins = epoch_plan(len(state.data), state.steps_per_epoch, cfg.batch_size, cfg.flip, state.data_rng)
-    done = state.epoch_step * cfg.batch_size  # resumed mid-epoch: the images already trained on
+    setup, progress = state.setup, state.progress
+    cfg, world = setup.cfg, setup.world
+    progress.epoch_rng = progress.data_rng.get_state()
+    order, coins = epoch_plan(len(setup.data), setup.steps_per_epoch, cfg.batch_size, cfg.flip, progress.data_rng)
+    done = progress.epoch_step * cfg.batch_size  # resumed mid-epoch: the images already trained on
     order = world.shard(order[done:], cfg.batch_size)
     coins = world.shard(None if coins is None else coins[done:], cfg.batch_size)
     local_batch = world.local_batch(cfg.batch_size)
-    bar = tqdm(state.batches.epoch(order, coins, local_batch), total=state.steps_per_epoch,
-               initial=state.epoch_step, desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
+    bar = tqdm(setup.batches.epoch(order, coins, local_batch), total=setup.steps_per_epoch,
+               initial=progress.epoch_step, desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
                disable=not cfg.progress or not world.main)
-    labels = iter(state.labels[order.to(state.device)].split(local_batch)) if state.labels is not None else None
+    labels = iter(setup.labels[order.to(setup.device)].split(local_batch)) if setup.labels is not None else None
     for real in bar:
-        metrics = state.runner(real, None if labels is None else next(labels))
-        state.epoch_means.add(metrics)
-        state.window_means.add(metrics)
-        state.watch.observe(metrics)
-        state.step += 1
-        state.epoch_step += 1
+        values = state.runner(state, real, None if labels is None else next(labels))
+        progress.epoch_means.add(values)
+        progress.window_means.add(values)
+        state.watch.observe(values)
+        progress.step += 1
+        progress.epoch_step += 1
         emit(callbacks, "on_step_end", state)
-        if state.step % cfg.log_every == 0:
-            log_window(state, epoch, bar)
+        if progress.step % cfg.log_every == 0:
+            state.last_row = log_window(state, epoch)
+            bar.set_postfix(shown(measurements(state.last_row, "step")))
             emit(callbacks, "on_log", state)
-            check_health(state)
-        elif state.signals.received and not world.distributed:  # one process: stop at once
-            check_health(state)
-        if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0 \
-                and state.epoch_step < state.steps_per_epoch:  # (the epoch's end saves anyway)
-            check_health(state)
+            stop_if_diverged_or_signalled(state, signals)
+        elif signals.received and not world.distributed:  # one process: stop at once
+            stop_if_diverged_or_signalled(state, signals)
+        if cfg.checkpoint_every_steps and progress.step % cfg.checkpoint_every_steps == 0 \
+                and progress.epoch_step < setup.steps_per_epoch:  # (the epoch's end saves anyway)
+            stop_if_diverged_or_signalled(state, signals)
             save_progress(state)
     bar.close()
-    check_health(state)  # the epoch's files are never written from a diverged step
-    means, seconds, steps = state.epoch_means.pop(world.mean)
-    state.last_row = history_row("epoch", epoch, state.step, means, seconds, steps * cfg.batch_size)
-    state.history.append(state.last_row)
-    state.epoch, state.epoch_step = epoch, 0
-    state.epoch_rng = state.data_rng.get_state()
+    stop_if_diverged_or_signalled(state, signals)  # the epoch's files are never written from a diverged step
 
 
-def log_window(state: TrainState, epoch: int, bar) -> None:
-    """A history row of the steps since the last one (means over every rank)."""
-    means, seconds, steps = state.window_means.pop(state.world.mean)
-    state.last_row = history_row("step", epoch, state.step, means, seconds, steps * state.cfg.batch_size)
-    state.history.append(state.last_row)
-    bar.set_postfix(loss_D=f"{means[0]:.3f}", loss_G=f"{means[1]:.3f}", D_x=f"{means[2]:.2f}",
-                    D_G_z=f"{means[3]:.2f}")
+def log_window(state: TrainState, epoch: int) -> dict:
+    """A history row of the steps since the last one (means over every rank), appended and returned."""
+    means, seconds, steps = state.progress.window_means.pop(state.setup.world.mean)
+    row = history_row("step", epoch, state.step, means, seconds, steps * state.cfg.batch_size)
+    state.history.append(row)
+    return row
 
 
-def check_health(state: TrainState) -> None:
-    """Read the first non-finite step and the stop signal, agreed over the ranks (one host sync); stop the run
-    when either says so."""
-    received, minus_first_bad = state.world.agree([state.signals.received, -state.watch.first_bad], state.device)
+def stop_if_diverged_or_signalled(state: TrainState, signals: StopSignals) -> None:
+    """Read the first non-finite step and the stop signal, agreed over the ranks (one host sync). Diverged: stop,
+    naming the step. Signalled: save last.pt (unless this step's is written), then stop."""
+    setup, progress = state.setup, state.progress
+    received, minus_first_bad = setup.world.agree([signals.received, -state.watch.first_bad], setup.device)
     if -minus_first_bad != NONE_YET:
         raise diverged(state, -minus_first_bad, "losses")
     if received:
-        state.signals.received = received
-        path = state.saved[0] if state.saved and state.saved[1] == state.step else save_progress(state)
-        where = f"epoch {state.epoch + 1}, step {state.step} ({state.epoch_step} of {state.steps_per_epoch} steps " \
-            "into the epoch)" if state.epoch_step else f"the end of epoch {state.epoch}, step {state.step}"
-        raise TrainingStopped(f"stopped by {state.signals.name} at {where}: saved {path}; continue with --resume"
-                              if state.world.main else "", exit_code=state.signals.exit_code)
+        signals.received = received
+        path = state.saved[0] if state.saved and state.saved[1] == progress.step else save_progress(state)
+        raise stopped_by(state, signals, path)
+
+
+def stopped_by(state: TrainState, signals: StopSignals, path: Path) -> TrainingStopped:
+    progress = state.progress
+    where = (f"epoch {progress.epoch + 1}, step {progress.step} ({progress.epoch_step} of "
+             f"{state.setup.steps_per_epoch} steps into the epoch)" if progress.epoch_step
+             else f"the end of epoch {progress.epoch}, step {progress.step}")
+    return TrainingStopped(f"stopped by {signals.name} at {where}: saved {path}; continue with --resume"
+                           if state.setup.world.main else "", exit_code=signals.exit_code)
 
 
 def diverged(state: TrainState, step: int, what: str) -> TrainingStopped:
@@ -158,17 +164,18 @@ def diverged(state: TrainState, step: int, what: str) -> TrainingStopped:
     else:
         told = f"no checkpoint had been written yet. {advice}, then start the run again"
     return TrainingStopped(f"{what} became non-finite (NaN or infinity) at step {step}: training stopped; {told}"
-                           if state.world.main else "", exit_code=1)
+                           if state.setup.world.main else "", exit_code=1)
 
 
 def save_progress(state: TrainState, targets: list[Path] | None = None, averaged: bool = False) -> Path:
     """Write the run as it stands to `targets` (always holding last.pt) and history.csv; every rank takes part and
     rank 0 writes. Refuses (stopping the run) when a weight is not finite: a good checkpoint is never replaced.
     `averaged`: the ranks' BatchNorm statistics were just averaged."""
+    setup, nets = state.setup, state.nets
     targets = targets or [state.paths.last_checkpoint]
     if not averaged:
-        state.world.average_buffers(state.generator, state.discriminator, state.ema_generator)
-    if not all_finite(*(net for net in (state.generator, state.discriminator, state.ema_generator) if net)):
+        setup.world.average_buffers(*nets.modules())
+    if not all_finite(*nets.modules()):
         raise diverged(state, state.step, "weights")
     payload, history = checkpoint_payload(state), history_csv(state.history)
 
@@ -179,42 +186,59 @@ def save_progress(state: TrainState, targets: list[Path] | None = None, averaged
         except WriteError as error:
             raise WriteError(f"{error}; then continue the run with --resume") from None
 
-    state.world.on_main(write, state.device)
+    setup.world.on_main(write, setup.device)
     state.saved = (state.paths.last_checkpoint, state.step)
     return targets[0]
 
 
-def end_epoch(state: TrainState, log: Callable[[str], None]) -> None:
-    """Write the epoch's grid, checkpoints, history.csv and losses.png; report the epoch in one line."""
-    epoch, paths, row, world, cfg = state.epoch, state.paths, state.last_row, state.world, state.cfg
-    world.average_buffers(state.generator, state.discriminator, state.ema_generator)  # for the grid and FID too
-    world.on_main(lambda: state.save_epoch_grid(epoch), state.device)
+def end_epoch(state: TrainState, log: Callable[[str], None]) -> dict:
+    """The epoch's row of the history (with --eval-every, its measurements), then its grid, checkpoints,
+    history.csv, losses.png and progress.gif; the epoch reported in one line. Returns the row."""
+    setup, progress = state.setup, state.progress
+    cfg, paths, world = setup.cfg, setup.paths, setup.world
+    epoch = progress.epoch + 1
+    means, seconds, steps = progress.epoch_means.pop(world.mean)
+    row = history_row("epoch", epoch, progress.step, means, seconds, steps * cfg.batch_size)
+    progress.epoch, progress.epoch_step = epoch, 0
+    progress.epoch_rng = progress.data_rng.get_state()
+    world.average_buffers(*state.nets.modules())  # for the grid and the evaluation too
+    world.on_main(lambda: state.save_epoch_grid(epoch), setup.device)
     targets = [paths.epoch_checkpoint(epoch), paths.last_checkpoint]
     if cfg.eval_every and epoch % cfg.eval_every == 0:
-        targets += world.on_main(lambda: measure_epoch(state, log), state.device) or []
-    state.checkpoint_path = save_progress(state, targets, averaged=True)
+        measured = world.on_main(lambda: measure_epoch(state, log), setup.device) or {}
+        row.update(measured)
+        if measured and is_best_fid(progress.history, measured):
+            targets.append(paths.best_checkpoint)
+    progress.history.append(row)
+    save_progress(state, targets, averaged=True)
 
     def tidy() -> None:
         prune_checkpoints(paths, cfg.keep_last)
         for note in save_progress_gif(paths.epoch_grids(), paths.progress_gif):
             log(note)
-        save_history_figure(state.history, paths.losses_plot, title=f"run {paths.name}",
-                            fid_label=state.evaluator.label if state.evaluator else "", scores=cfg.loss != "bce")
+        fid_label = setup.evaluator.label if setup.evaluator else ""
+        save_figure(history_figure(progress.history, f"run {paths.name}", cfg.loss, fid_label), paths.losses_plot)
 
-    world.on_main(tidy, state.device)
-    log(f"epoch {epoch}/{cfg.epochs}: loss_D {row['loss_D']:.3f}  loss_G {row['loss_G']:.3f}  "
-        f"D(x) {row['D_x']:.3f}  D(G(z)) {row['D_G_z']:.3f}  {row['seconds']:.1f} s  "
-        f"{row['images_per_s']:,.0f} img/s")
+    world.on_main(tidy, setup.device)
+    log(f"epoch {epoch}/{cfg.epochs}: " + "  ".join(f"{label} {value}" for label, value in
+                                                    shown(measurements(row, "step")).items())
+        + f"  {row['seconds']:.1f} s  {row['images_per_s']:,.0f} img/s")
+    return row
 
 
-def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
-    """Evaluate G now: FID into the epoch's history row, eval_<epoch>.json; [best.pt] when FID is the lowest."""
-    earlier = [row["fid"] for row in state.history if row["kind"] == "epoch" and "fid" in row]
-    result = {"run": state.paths.name, "epoch": state.epoch, "step": state.step,
-              **state.evaluator.measure(state.sampler)}
-    state.last_row["fid"] = result["fid"]
+def measure_epoch(state: TrainState, log: Callable[[str], None]) -> dict[str, float]:
+    """Evaluate G now (rank 0): eval_<epoch>.json, one line, and the named values for the epoch's row."""
+    progress = state.progress
+    result = {"run": state.paths.name, "epoch": progress.epoch, "step": progress.step,
+              **state.setup.evaluator.measure(state.sampler)}
     write_result(state.paths.checkpoints, result)
-    best = not earlier or result["fid"] < min(earlier)
-    log(f"epoch {state.epoch}: FID {result['fid']:.3f} ({result['features']}), precision {result['precision']:.3f}, "
-        f"recall {result['recall']:.3f}{'; new best.pt' if best else ''}")
-    return [state.paths.best_checkpoint] if best else []
+    best = is_best_fid(progress.history, result)
+    log(f"epoch {progress.epoch}: FID {result['fid']:.3f} ({result['features']}), precision "
+        f"{result['precision']:.3f}, recall {result['recall']:.3f}{'; new best.pt' if best else ''}")
+    return {"fid": result["fid"]}
+
+
+def is_best_fid(history: list[dict], measured: dict) -> bool:
+    """Whether `measured` holds the lowest FID of the run's evaluated epochs (the first one always does)."""
+    earlier = [row["fid"] for row in history if row["kind"] == "epoch" and "fid" in row]
+    return not earlier or measured["fid"] < min(earlier)

@@ -2,8 +2,8 @@
 both optimizers' states (moments and step counts), the EMA share and every random stream.
 
 In place, because a CUDA graph holds the addresses of these tensors: a step replayed after a restore must find
-the same tensors, with the old values. Used to undo a step that failed under torch.compile (runner.py), and for
-the graphs' self-check (graphs.py): one step run twice from the same state and static input, replayed and
+the same tensors, with the old values. Used to undo a step that failed under torch.compile, and for
+the graphs' self-check (both in execution.py): one step run twice from the same state and static input, replayed and
 eager, and the two results compared (`compare_steps`).
 
 Exact: the random streams (a replay advances each generator by the graph's whole offset, which is the sum of
@@ -40,8 +40,9 @@ class StepSnapshot:
 def step_tensors(state: TrainState) -> dict[str, torch.Tensor]:
     """Every tensor a step writes, by a stable name: `generator.net.0.weight`, `opt_d.3.exp_avg`, `ema_share`."""
     tensors = {}
-    for name, network in (("generator", state.generator), ("discriminator", state.discriminator),
-                          ("ema", state.ema_generator)):
+    nets = state.nets
+    for name, network in (("generator", nets.generator), ("discriminator", nets.discriminator),
+                          ("ema", nets.ema_generator)):
         if network is not None:
             tensors.update({f"{name}.{key}": value for key, value in network.state_dict(keep_vars=True).items()})
     for name, optimizer in optimizers(state).items():
@@ -49,13 +50,13 @@ def step_tensors(state: TrainState) -> dict[str, torch.Tensor]:
             for key, value in optimizer.state.get(parameter, {}).items():
                 if isinstance(value, torch.Tensor):
                     tensors[f"{name}.{index}.{key}"] = value
-    if state.ema_share is not None:
-        tensors["ema_share"] = state.ema_share
+    if nets.ema_share is not None:
+        tensors["ema_share"] = nets.ema_share
     return {name: tensor.detach() for name, tensor in tensors.items()}
 
 
 def optimizers(state: TrainState) -> dict[str, torch.optim.Optimizer]:
-    return {"opt_g": state.opt_g, "opt_d": state.opt_d}
+    return {"opt_g": state.nets.opt_g, "opt_d": state.nets.opt_d}
 
 
 def take_snapshot(state: TrainState) -> StepSnapshot:
@@ -77,12 +78,12 @@ def restore_snapshot(state: TrainState, snapshot: StepSnapshot) -> None:
     for name, tensor in snapshot.live.items():
         tensor.copy_(snapshot.copies[name])
     set_rank_streams(state, snapshot.streams)
-    state.discriminator.requires_grad_(True)
+    state.nets.discriminator.requires_grad_(True)
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    metrics: float  # |replayed - eager| <= metrics * max(1, |eager|), for each of the step's metrics
+    metrics: float  # |replayed - eager| <= metrics * max(1, |eager|), for each of the step's statistics
     direction: float  # 1 - cos(replayed update, eager update), for each network and optimizer state
     norm: float  # | |replayed update| / |eager update| - 1 |
 
@@ -100,8 +101,9 @@ class Verdict:
     largest: str  # that difference, in words: "D's update direction, 1 - cos 3.1e-07"
 
 
-def compare_steps(state: TrainState, before: StepSnapshot, replayed: StepSnapshot, replayed_metrics: torch.Tensor,
-                  eager_metrics: torch.Tensor, tolerance: Tolerance) -> Verdict:
+def compare_steps(state: TrainState, before: StepSnapshot, replayed: StepSnapshot,
+                  replayed_metrics: dict[str, torch.Tensor], eager_metrics: dict[str, torch.Tensor],
+                  tolerance: Tolerance) -> Verdict:
     """The replayed step (`replayed`, `replayed_metrics`) against the eager one (the state as it is now), both
     taken from `before`."""
     eager_streams = rank_streams(state)
@@ -134,8 +136,12 @@ def is_update(name: str, tensor: torch.Tensor) -> bool:
     return tensor.is_floating_point() and not name.endswith(".step")
 
 
-def metrics_difference(replayed: torch.Tensor, eager: torch.Tensor) -> float:
-    return float(((replayed - eager).abs() / eager.abs().clamp(min=1)).max())
+def metrics_difference(replayed: dict[str, torch.Tensor], eager: dict[str, torch.Tensor]) -> float:
+    """The largest relative difference of the two steps' statistics (infinite when they name different ones)."""
+    if replayed.keys() != eager.keys():
+        return float("inf")
+    replayed_values, eager_values = torch.stack(list(replayed.values())), torch.stack(list(eager.values()))
+    return float(((replayed_values - eager_values).abs() / eager_values.abs().clamp(min=1)).max())
 
 
 def update_difference(before: StepSnapshot, replayed: StepSnapshot, names: list[str]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from ..files import atomic_write_text
 from ..lock import RunLock
 from ..metrics.evaluate import Evaluator
 from ..models.build import build_networks
-from ..models.checkpoint import check_architecture, load_checkpoint, saved_config
+from ..models.checkpoint import check_architecture, load_checked
 from ..models.conditional import class_rows
 from ..paths import (
     TEMPORARY_FILE,
@@ -44,9 +44,19 @@ from ..pictures.sampling import noise_for
 from .distributed import World, with_sync_batchnorm
 from .divergence import NonFiniteWatch
 from .ema import ema_copy
+from .execution import StepRunner
 from .history import RunningMeans
-from .speed import adam, prepare_networks, speed_plan
-from .state import SAMPLE_COUNT, TrainState, noise_seed, restore_state
+from .speed import SpeedPlan, adam, prepare_networks, speed_plan
+from .state import (
+    SAMPLE_COUNT,
+    Networks,
+    Progress,
+    RunSetup,
+    TrainState,
+    noise_seed,
+    restore_networks,
+    restore_progress,
+)
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
 Log = Callable[[str], None]
@@ -90,49 +100,69 @@ def paths_of(cfg: TrainConfig) -> RunPaths:
     return run_paths(cfg.run or default_run_name(cfg.data, cfg.image_size), cfg.samples_dir, cfg.checkpoints_dir)
 
 
-def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: torch.device | None = None
-              ) -> TrainState:
+def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: torch.device | None = None,
+              given: Collection[str] | None = None) -> TrainState:
     """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint; `world` and
-    `device` come from distributed.joined_world (default: one process, cfg.device)."""
+    `device` come from distributed.joined_world (default: one process, cfg.device); `given`: see
+    TrainConfig.over_saved."""
     world, device = world or World(), device or pick_device(cfg.device)
     # 1. the request checked: config, folders, with --resume the checkpoint; no data read, nothing written
-    cfg, paths, resume_from = checked_request(cfg, world)
+    cfg, paths, resume_from = checked_request(cfg, world, given)
     # 2. the data: rank 0 decodes it into the cache (and clears the run's folders), then the other ranks read it
     prepared = world.on_main(lambda: prepare_on_main(cfg, paths, device, log), device)
     data, evaluator = prepared if world.main else (load_data(cfg, log, progress=False), None)
     cfg = fitted_to_data(cfg, data)
-    # 3. networks, optimizers, random streams and the batch source
-    state = build_state(cfg, paths, data, world, device, evaluator)
-    log(describe(state))
-    # 4. the checkpoint restored, or a new run's first grids; config.json either way
+    # 3. networks, optimizers and random streams, with --resume holding the checkpoint's values; the batch source
+    torch.manual_seed(cfg.seed)
+    plan = speed_plan(cfg, device, world.distributed)
+    nets, progress = new_networks(cfg, plan, world, device), new_progress(cfg, world, device)
+    fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
     if resume_from is not None:
-        restore_state(state, *resume_from)
-        log(f"resuming from {resume_from[1]} at epoch {state.epoch}, step {state.step}"
-            + (f" ({state.epoch_step} steps into epoch {state.epoch + 1})" if state.epoch_step else ""))
-    state.watch = NonFiniteWatch(device, state.step)
+        payload, path = resume_from
+        restore_networks(nets, payload, path, cfg)
+        restore_progress(progress, payload, path, world, device, cfg.seed)
+        fixed_noise = payload["fixed_noise"].float()
+    setup = RunSetup(cfg, paths, device, world, plan, data, batch_source(data, device, cfg.data_on_device,
+                                                                         plan.channels_last),
+                     fixed_noise=fixed_noise.repeat(cfg.classes, 1) if cfg.conditional and resume_from is None
+                     else fixed_noise,
+                     labels=torch.from_numpy(data.labels).to(device) if cfg.conditional else None,
+                     fixed_labels=class_rows(cfg.classes, SAMPLE_COUNT) if cfg.conditional else None,
+                     evaluator=evaluator)
+    state = TrainState(setup, nets, progress, NonFiniteWatch(device, progress.step), StepRunner(setup, log),
+                       saved=(resume_from[1], progress.step) if resume_from is not None else None)
+    log(describe(state))
+    if resume_from is not None:
+        log(f"resuming from {resume_from[1]} at epoch {progress.epoch}, step {progress.step}"
+            + (f" ({progress.epoch_step} steps into epoch {progress.epoch + 1})" if progress.epoch_step else ""))
+    # 4. a new run's first grids; config.json either way
     world.on_main(lambda: write_first_files(state, fresh=resume_from is None), device)
     return state
 
 
-def checked_request(cfg: TrainConfig, world: World) -> tuple[TrainConfig, RunPaths, tuple[dict, Path] | None]:
+def checked_request(cfg: TrainConfig, world: World, given: Collection[str] | None = None
+                    ) -> tuple[TrainConfig, RunPaths, tuple[dict, Path] | None]:
     """The config made concrete (run name, the loss's defaults), the run's folders, and with --resume the
-    checkpoint to continue from (payload, path), checked against the request before any data is loaded."""
+    checkpoint to continue from (payload, path), its settings under the request's, checked before any data is
+    loaded."""
     paths = paths_of(cfg)
-    cfg = dataclasses.replace(cfg.resolved(), run=paths.name)
-    world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
     if not cfg.resume:
+        cfg = dataclasses.replace(cfg.resolved(), run=paths.name)
+        world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
         if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
             raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
                             "continue it, --overwrite to start it again, or choose another --run name")
         return cfg, paths, None
     path = paths.checkpoint_file(cfg.checkpoint)
-    payload = load_checkpoint(path)
-    saved = saved_config(payload, path)
+    payload, saved = load_checked(path)  # (its config validated there, once)
+    cfg = cfg.over_saved(saved, given).validate()
     check_architecture(saved, cfg, path)
+    cfg = dataclasses.replace(cfg.resolved(), run=paths.name, channels=saved.channels)
+    world.local_batch(cfg.batch_size)
     if int(payload["epoch"]) >= cfg.epochs:
         raise UserError(f"{path} already holds {payload['epoch']} epochs: pass --epochs above "
                         f"{payload['epoch']} to train further")
-    return dataclasses.replace(cfg, channels=saved.channels), paths, (payload, path)
+    return cfg, paths, (payload, path)
 
 
 def prepare_on_main(cfg: TrainConfig, paths: RunPaths, device: torch.device, log: Log
@@ -160,51 +190,43 @@ def fitted_to_data(cfg: TrainConfig, data: ImageData) -> TrainConfig:
     return dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
 
 
-def build_state(cfg: TrainConfig, paths: RunPaths, data: ImageData, world: World, device: torch.device,
-                evaluator: Evaluator | None) -> TrainState:
-    """Freshly initialised networks (seeded), their optimizers, the random streams and the batch source."""
-    torch.manual_seed(cfg.seed)
+def new_networks(cfg: TrainConfig, plan: SpeedPlan, world: World, device: torch.device) -> Networks:
+    """Freshly initialised networks (seed torch first), their optimizers, and how the step calls them."""
     generator, discriminator = build_networks(cfg)
     if cfg.sync_bn:
         generator, discriminator = (with_sync_batchnorm(net, world, device) for net in (generator, discriminator))
     generator.to(device)
     discriminator.to(device)
-    plan = speed_plan(cfg, device, world.distributed)
     g_forward, d_forward = prepare_networks(plan, generator, discriminator, wrap=lambda net: world.wrap(net, device))
-    fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
+    return Networks(generator, discriminator, adam(generator.parameters(), cfg.lr_g, cfg, plan),
+                    adam(discriminator.parameters(), cfg.lr_d, cfg, plan), g_forward, d_forward,
+                    d_forward_for_g=d_forward if not world.distributed else prepare_networks(plan, discriminator)[0],
+                    ema_generator=ema_copy(generator) if cfg.ema else None,
+                    ema_share=torch.zeros((), device=device) if cfg.ema else None)
+
+
+def new_progress(cfg: TrainConfig, world: World, device: torch.device) -> Progress:
+    """Nothing trained yet: the random streams seeded, the running means empty."""
     data_rng = torch.Generator().manual_seed(cfg.seed + 1)
-    state = TrainState(cfg, paths, device, data, generator, discriminator,
-                       adam(generator.parameters(), cfg.lr_g, cfg, plan),
-                       adam(discriminator.parameters(), cfg.lr_d, cfg, plan),
-                       fixed_noise=fixed_noise.repeat(cfg.classes, 1) if cfg.conditional else fixed_noise,
-                       data_rng=data_rng, epoch_rng=data_rng.get_state(),
-                       noise_rng=torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, world.rank)),
-                       plan=plan, batches=batch_source(data, device, cfg.data_on_device, plan.channels_last),
-                       g_forward=g_forward, d_forward=d_forward,
-                       d_forward_for_g=d_forward if not world.distributed else
-                       prepare_networks(plan, discriminator)[0],
-                       ema_generator=ema_copy(generator) if cfg.ema else None, world=world,
-                       ema_share=torch.zeros((), device=device) if cfg.ema else None,
-                       epoch_means=RunningMeans(device), window_means=RunningMeans(device), evaluator=evaluator)
-    if cfg.conditional:
-        state.labels = torch.from_numpy(data.labels).to(device)
-        state.fixed_labels = class_rows(cfg.classes, SAMPLE_COUNT)
-    return state
+    return Progress(data_rng, torch.Generator(device=device).manual_seed(noise_seed(cfg.seed, world.rank)),
+                    epoch_rng=data_rng.get_state(), epoch_means=RunningMeans(device),
+                    window_means=RunningMeans(device))
 
 
 def describe(state: TrainState) -> str:
     """The run's line: device, speed settings, where the data sits, steps per epoch."""
-    cfg, world = state.cfg, state.world
-    where = "on the device" if isinstance(state.batches, DeviceBatches) else "streamed from the cache"
+    setup = state.setup
+    cfg, world = setup.cfg, setup.world
+    where = "on the device" if isinstance(setup.batches, DeviceBatches) else "streamed from the cache"
     processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
-    return (f"run '{cfg.run}' on {state.device} ({state.plan.describe()}; data {where}): {state.steps_per_epoch} "
+    return (f"run '{cfg.run}' on {setup.device} ({setup.plan.describe()}; data {where}): {setup.steps_per_epoch} "
             f"steps of {cfg.batch_size} images per epoch{processes}")
 
 
 def write_first_files(state: TrainState, fresh: bool) -> None:
     """Rank 0, once set up: a fresh run's real.png and epoch_000.png; every run's config.json."""
     if fresh:
-        save_grid(to_signed(torch.tensor(state.data.images[:REAL_COUNT])), state.paths.real_grid, nrow=8)
+        save_grid(to_signed(torch.tensor(state.setup.data.images[:REAL_COUNT])), state.paths.real_grid, nrow=8)
         state.save_epoch_grid(0)
     atomic_write_text(state.paths.config_json, json.dumps(state.cfg.to_dict(), indent=2) + "\n")
 

@@ -1,13 +1,16 @@
-"""The run in progress: TrainState, and what a checkpoint holds of it.
+"""The run in progress: TrainState, in three parts (the run's fixed setup, the networks, the progress), and what a
+checkpoint holds of it.
 
-`checkpoint_payload(state)` is the checkpoint of the run as it stands; `restore_state` puts one back. Besides
-weights and optimizers a checkpoint keeps the step reached (also in the middle of an epoch), the running means
-of the unfinished epoch, and every random stream (data order and flips, each rank's noise, torch's global
-generators), so that a run resumed on the CPU ends with the same weights as one that was never interrupted.
+`checkpoint_payload(state)` is the checkpoint of the run as it stands; `restore_networks` and `restore_progress`
+put one back into a run being started. Besides weights and optimizers a checkpoint keeps the step reached (also
+in the middle of an epoch), the running means of the unfinished epoch, and every random stream (data order and
+flips, each rank's noise, torch's global generators), so that a run resumed on the CPU ends with the same
+weights as one that was never interrupted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,75 +19,117 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..data.batches import DeviceBatches, StreamedBatches
 from ..data.cache import ImageData
 from ..errors import UserError
-from ..models.checkpoint import FORMAT_VERSION, restore_networks
+from ..metrics.evaluate import Evaluator
+from ..models.checkpoint import FORMAT_VERSION, state_dict_errors
+from ..models.losses import Loss
 from ..paths import RunPaths
 from ..pictures.grids import save_grid
 from ..pictures.sampling import generate
+from ..registry import LOSSES
 from .distributed import World
-from .signals import StopSignals
+from .divergence import NonFiniteWatch
+from .history import RunningMeans
 from .speed import SpeedPlan
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
 # (conditional runs: one row per class, the same 10 noise vectors in every row)
 NOISE_SEED_STRIDE = 100_003  # rank r draws its noise from seed + 2 + r * this: streams that never meet
+Forward = Callable[..., torch.Tensor]  # a network as the step calls it: itself, compiled, or wrapped in DDP
 
 
 @dataclass
-class TrainState:
-    """Everything about a run in progress; `train` returns it when done."""
+class RunSetup:
+    """What a run is fixed to once it has started: its settings, folders, processes, speed plan and data."""
 
-    cfg: TrainConfig
+    cfg: TrainConfig  # made concrete: the loss's defaults filled in, channels and classes from the data
     paths: RunPaths
     device: torch.device
+    world: World  # the processes of a torchrun launch (one otherwise)
+    plan: SpeedPlan  # precision, layout, fused Adam, compile, CUDA graphs
     data: ImageData
-    generator: nn.Module
-    discriminator: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    fixed_noise: torch.Tensor
-    data_rng: torch.Generator  # permutations and flips (CPU)
-    noise_rng: torch.Generator  # z for every step (on the device)
-    epoch: int = 0  # epochs completed
-    step: int = 0  # steps completed
-    epoch_step: int = 0  # steps completed of the epoch in progress
-    epoch_rng: torch.Tensor | None = None  # data_rng's state when the epoch in progress drew its plan
-    history: list[dict] = field(default_factory=list)
-    last_row: dict | None = None
-    sample_path: Path | None = None  # the latest epoch grid
-    checkpoint_path: Path | None = None  # the latest epoch checkpoint
-    saved: tuple[Path, int] | None = None  # the latest checkpoint written (or resumed from) and its step
-    evaluator: Any = None  # with eval_every: measures G against fixed real images (rank 0)
-    plan: SpeedPlan | None = None  # precision, layout, fused Adam, compile
-    batches: Any = None  # DeviceBatches or StreamedBatches: real images, ready on the device
-    g_forward: Any = None  # what the step calls for G and D: the networks, or their compiled / DDP versions
-    d_forward: Any = None
-    d_forward_for_g: Any = None  # D in G's step: d_forward, or without DDP (D's weights are not trained there)
-    ema_generator: nn.Module | None = None  # with --ema: the moving average of G's weights
+    batches: DeviceBatches | StreamedBatches  # real images, ready on the device
+    fixed_noise: torch.Tensor  # the grids' noise (saved in the checkpoint too)
     labels: torch.Tensor | None = None  # conditional runs: every image's label, on the device
     fixed_labels: torch.Tensor | None = None  # conditional runs: the grid's labels, one row per class
-    world: World = field(default_factory=World)  # the processes of a torchrun launch (one otherwise)
-    signals: StopSignals = field(default_factory=StopSignals)  # SIGINT / SIGTERM noted during training
-    epoch_means: Any = None  # RunningMeans of the epoch in progress, and of the log window
-    window_means: Any = None
-    watch: Any = None  # NonFiniteWatch: the first step with a NaN or infinite metric
-    ema_share: torch.Tensor | None = None  # with --ema: this step's weight of G in the average (0-d, on the device)
-    runner: Any = None  # StepRunner (set by train): runs each step eagerly or from CUDA graphs
+    evaluator: Evaluator | None = None  # with eval_every: measures G against fixed real images (rank 0)
+
+    @property
+    def loss(self) -> Loss:
+        return LOSSES.spec(self.cfg.loss)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.data) // self.cfg.batch_size
+
+
+@dataclass
+class Networks:
+    """G, D, their optimizers and the moving average of G, and how the step calls each network."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    g_forward: Forward
+    d_forward: Forward
+    d_forward_for_g: Forward  # D in G's step: d_forward, or without DDP (D's weights are not trained there)
+    ema_generator: nn.Module | None = None  # with --ema: the moving average of G's weights
+    ema_share: torch.Tensor | None = None  # with --ema: this step's weight of G in the average (0-d, on the device)
 
     @property
     def sampler(self) -> nn.Module:
         """The generator that draws the grids and is evaluated: G's moving average with --ema, else G."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
+    def modules(self) -> list[nn.Module]:
+        """G, D and the average: the networks whose weights a checkpoint holds."""
+        return [net for net in (self.generator, self.discriminator, self.ema_generator) if net is not None]
+
+
+@dataclass
+class Progress:
+    """How far the run has come: what a checkpoint saves besides the networks, optimizers and config."""
+
+    data_rng: torch.Generator  # permutations and flips (CPU)
+    noise_rng: torch.Generator  # z for every step (on the device)
+    epoch_rng: torch.Tensor  # data_rng's state when the epoch in progress drew its plan
+    epoch_means: RunningMeans  # the statistics of the epoch in progress, and of the log window
+    window_means: RunningMeans
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed
+    epoch_step: int = 0  # steps completed of the epoch in progress
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainState:
+    """A run in progress; `train` returns it when done. Callbacks read it (see callbacks.py)."""
+
+    setup: RunSetup
+    nets: Networks
+    progress: Progress
+    watch: NonFiniteWatch  # the first step with a NaN or infinite statistic
+    runner: Callable[..., dict[str, torch.Tensor]]  # execution.StepRunner: runs each step, eager or graphed
+    saved: tuple[Path, int] | None = None  # the latest checkpoint written (or resumed from) and its step
+    last_row: dict | None = None  # the latest step or epoch row of the history
+    sample_path: Path | None = None  # the latest epoch grid
+
+    # what callbacks read most
+    cfg = property(lambda self: self.setup.cfg)
+    paths = property(lambda self: self.setup.paths)
+    step = property(lambda self: self.progress.step)
+    epoch = property(lambda self: self.progress.epoch)
+    history = property(lambda self: self.progress.history)
+    sampler = property(lambda self: self.nets.sampler)
+
     def save_epoch_grid(self, epoch: int) -> Path:
-        nrow = SAMPLE_COUNT if self.fixed_labels is not None else SAMPLE_COUNT // SAMPLE_ROWS
-        images = generate(self.sampler, self.fixed_noise, labels=self.fixed_labels)
-        self.sample_path = save_grid(images, self.paths.sample_grid(epoch), nrow)
+        setup = self.setup
+        nrow = SAMPLE_COUNT if setup.fixed_labels is not None else SAMPLE_COUNT // SAMPLE_ROWS
+        images = generate(self.sampler, setup.fixed_noise, labels=setup.fixed_labels)
+        self.sample_path = save_grid(images, setup.paths.sample_grid(epoch), nrow)
         return self.sample_path
 
 
@@ -94,60 +139,71 @@ def noise_seed(seed: int, rank: int) -> int:
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     """The checkpoint of the run as it stands. Every rank must call it (it gathers their random streams)."""
-    world = state.world
+    setup, nets, progress, world = state.setup, state.nets, state.progress, state.setup.world
     streams = world.gather(rank_streams(state))
     mean_over_ranks = world.mean if world.distributed else None
     return {
         "format_version": FORMAT_VERSION,
-        "config": state.cfg.to_dict(),
-        "generator": state.generator.state_dict(),
-        "discriminator": state.discriminator.state_dict(),
-        **({"generator_ema": state.ema_generator.state_dict()} if state.ema_generator is not None else {}),
-        "optimizer_g": state.opt_g.state_dict(),
-        "optimizer_d": state.opt_d.state_dict(),
-        "epoch": state.epoch,  # epochs completed
-        "step": state.step,  # steps completed
-        "epoch_step": state.epoch_step,  # steps completed of the next epoch (a mid-epoch checkpoint)
-        "fixed_noise": state.fixed_noise.cpu(),
-        "rng": {"data": state.epoch_rng, "noise_device": state.device.type, **streams[0],
+        "config": setup.cfg.to_dict(),
+        "generator": nets.generator.state_dict(),
+        "discriminator": nets.discriminator.state_dict(),
+        **({"generator_ema": nets.ema_generator.state_dict()} if nets.ema_generator is not None else {}),
+        "optimizer_g": nets.opt_g.state_dict(),
+        "optimizer_d": nets.opt_d.state_dict(),
+        "epoch": progress.epoch,  # epochs completed
+        "step": progress.step,  # steps completed
+        "epoch_step": progress.epoch_step,  # steps completed of the next epoch (a mid-epoch checkpoint)
+        "fixed_noise": setup.fixed_noise.cpu(),
+        "rng": {"data": progress.epoch_rng, "noise_device": setup.device.type, **streams[0],
                 **({"ranks": streams} if world.size > 1 else {})},
-        "means": {"epoch": state.epoch_means.saved(mean_over_ranks),
-                  "window": state.window_means.saved(mean_over_ranks)},
-        "history": state.history,
+        "means": {"epoch": progress.epoch_means.saved(mean_over_ranks),
+                  "window": progress.window_means.saved(mean_over_ranks)},
+        "history": progress.history,
     }
 
 
 def rank_streams(state: TrainState) -> dict[str, torch.Tensor]:
     """This process's random streams: its noise generator, and torch's global ones (which dropout uses)."""
-    streams = {"noise": state.noise_rng.get_state(), "torch_cpu": torch.get_rng_state()}
-    if state.device.type == "cuda":
-        streams["torch_cuda"] = torch.cuda.get_rng_state(state.device)
+    return streams_of(state.progress, state.setup.device)
+
+
+def streams_of(progress: Progress, device: torch.device) -> dict[str, torch.Tensor]:
+    streams = {"noise": progress.noise_rng.get_state(), "torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        streams["torch_cuda"] = torch.cuda.get_rng_state(device)
     return streams
 
 
-def restore_state(state: TrainState, payload: dict, path: Path) -> None:
-    """Load weights, optimizers, progress, fixed noise, running means and random streams from a checkpoint."""
-    generator, discriminator = restore_networks(payload, path)
-    state.generator.load_state_dict(generator.state_dict())
-    state.discriminator.load_state_dict(discriminator.state_dict())
+def restore_networks(nets: Networks, payload: dict, path: Path, cfg: TrainConfig) -> None:
+    """The checkpoint's weights and optimizer states, loaded into the run's networks and optimizers (built from
+    the same architecture settings: start.py checked them)."""
+    with state_dict_errors(path):
+        nets.generator.load_state_dict(payload["generator"])
+        nets.discriminator.load_state_dict(payload["discriminator"])
+        if nets.ema_generator is not None:  # a run that had no average yet starts it from G
+            nets.ema_generator.load_state_dict(payload.get("generator_ema") or payload["generator"])
     try:
-        if state.ema_generator is not None:  # a run that had no average yet starts it from G
-            state.ema_generator.load_state_dict(payload.get("generator_ema") or generator.state_dict())
-        load_optimizer(state.opt_g, payload["optimizer_g"], state.cfg.lr_g, state.cfg)
-        load_optimizer(state.opt_d, payload["optimizer_d"], state.cfg.lr_d, state.cfg)
-        state.fixed_noise = payload["fixed_noise"].float()
-        state.epoch, state.step = int(payload["epoch"]), int(payload["step"])
-        state.epoch_step = int(payload.get("epoch_step", 0))
-        state.history = list(payload["history"])
-        state.epoch_rng = payload["rng"]["data"]
-        state.data_rng.set_state(state.epoch_rng)
-        restore_rank_streams(state, payload["rng"])
-        if "means" in payload:
-            state.epoch_means.restore(payload["means"]["epoch"])
-            state.window_means.restore(payload["means"]["window"])
+        load_optimizer(nets.opt_g, payload["optimizer_g"], cfg.lr_g, cfg)
+        load_optimizer(nets.opt_d, payload["optimizer_d"], cfg.lr_d, cfg)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
-    state.saved = (path, state.step)
+
+
+def restore_progress(progress: Progress, payload: dict, path: Path, world: World, device: torch.device,
+                     seed: int) -> None:
+    """Epochs and steps done, the history, the running means and every random stream, from a checkpoint."""
+    try:
+        progress.epoch, progress.step = int(payload["epoch"]), int(payload["step"])
+        progress.epoch_step = int(payload.get("epoch_step", 0))
+        progress.history = list(payload["history"])
+        progress.epoch_rng = payload["rng"]["data"]
+        progress.data_rng.set_state(progress.epoch_rng)
+        restore_rank_streams(progress, payload["rng"], world, device, seed)
+        if "means" in payload:
+            progress.epoch_means.restore(payload["means"]["epoch"])
+            progress.window_means.restore(payload["means"]["window"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, lr: float, cfg: TrainConfig) -> None:
@@ -177,20 +233,24 @@ def lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
                 values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
-def restore_rank_streams(state: TrainState, rng: dict) -> None:
+def restore_rank_streams(progress: Progress, rng: dict, world: World, device: torch.device, seed: int) -> None:
     """This rank's noise and global generators, when the checkpoint has them for this device and world size;
     else (another device or process count) a new stream that is still the same for the same checkpoint."""
     ranks = rng.get("ranks") or [rng]
-    if rng.get("noise_device") == state.device.type and len(ranks) == state.world.size:
-        set_rank_streams(state, ranks[state.world.rank])
+    if rng.get("noise_device") == device.type and len(ranks) == world.size:
+        put_streams(progress, device, ranks[world.rank])
     else:
-        state.noise_rng.manual_seed(noise_seed(state.cfg.seed, state.world.rank) + state.step)
+        progress.noise_rng.manual_seed(noise_seed(seed, world.rank) + progress.step)
 
 
 def set_rank_streams(state: TrainState, streams: dict[str, torch.Tensor]) -> None:
     """Put back this process's random streams as rank_streams gave them."""
-    state.noise_rng.set_state(streams["noise"])
+    put_streams(state.progress, state.setup.device, streams)
+
+
+def put_streams(progress: Progress, device: torch.device, streams: dict[str, torch.Tensor]) -> None:
+    progress.noise_rng.set_state(streams["noise"])
     if "torch_cpu" in streams:
         torch.set_rng_state(streams["torch_cpu"])
-    if state.device.type == "cuda" and "torch_cuda" in streams:
-        torch.cuda.set_rng_state(streams["torch_cuda"], state.device)
+    if device.type == "cuda" and "torch_cuda" in streams:
+        torch.cuda.set_rng_state(streams["torch_cuda"], device)

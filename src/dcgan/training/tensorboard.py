@@ -6,6 +6,7 @@ every run. At the run's step numbers:
     D/real D(x), D/fake D(G(z))        D's mean probability of "real"
     speed/images_per_s
     eval/FID                           every eval_every epochs
+(the tags of history.STATISTICS: every statistic a row has is written, under its own name when it has no tag)
     samples/fixed_noise                the epoch's fixed-noise grid (step 0: before training)
     config                             the settings the run started with, as a text table and as hparams
 A resumed run writes after its checkpoint's step and tells TensorBoard to drop what a killed process wrote past
@@ -26,11 +27,10 @@ from PIL import Image
 from ..config import PLACE_FIELDS, TrainConfig
 from ..errors import SettingError
 from ..paths import TENSORBOARD_FOLDER, RunPaths
+from .history import measurements, statistic
 from .state import TrainState
 
-SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_x": "D/real D(x)", "D_G_z": "D/fake D(G(z))",
-           "images_per_s": "speed/images_per_s"}  # history column -> TensorBoard tag
-FID_TAG, GRID_TAG, CONFIG_TAG = "eval/FID", "samples/fixed_noise", "config"
+GRID_TAG, CONFIG_TAG = "samples/fixed_noise", "config"  # (each statistic's tag: history.STATISTICS)
 
 
 def require_tensorboard(cfg: TrainConfig) -> None:
@@ -49,7 +49,7 @@ def log_folder(cfg: TrainConfig, paths: RunPaths) -> Path:
 def tensorboard_callbacks(state: TrainState) -> Iterator[list[Any]]:
     """[a TensorBoardLog] on rank 0 with --tensorboard, else []; the event files are flushed and closed when the
     block ends, however it ends."""
-    if not (state.cfg.tensorboard and state.world.main):
+    if not (state.cfg.tensorboard and state.setup.world.main):
         yield []
         return
     board = TensorBoardLog(log_folder(state.cfg, state.paths), resumed_at=state.step)
@@ -75,17 +75,19 @@ class TensorBoardLog:
             self.write_grid(state.paths.sample_grid(0), 0)
 
     def on_log(self, state: TrainState) -> None:
-        row = state.last_row
-        for column, tag in SCALARS.items():
-            self.writer.add_scalar(tag, row[column], row["step"])
+        self.write_scalars(state.last_row, "step", "speed")
 
     def on_epoch_end(self, state: TrainState) -> None:
-        row = state.last_row
-        if "fid" in row:
-            self.writer.add_scalar(FID_TAG, row["fid"], row["step"])
+        self.write_scalars(state.last_row, "epoch")
         if state.sample_path is not None:
             self.write_grid(state.sample_path, state.step)
         self.writer.flush()  # an epoch's events are on disk when its checkpoint is
+
+    def write_scalars(self, row: dict, *measured: str) -> None:
+        """The row's statistics of these kinds, each under its tag."""
+        for kind in measured:
+            for name, value in measurements(row, kind).items():
+                self.writer.add_scalar(statistic(name).tag, value, row["step"])
 
     def write_grid(self, path: Path, step: int) -> None:
         if path.is_file():
@@ -96,7 +98,7 @@ class TensorBoardLog:
         """The settings for TensorBoard's HPARAMS tab, in this run's own event file (no separate sub-run)."""
         from torch.utils.tensorboard.summary import hparams
 
-        for summary in hparams(run_settings(cfg), {FID_TAG: None}):
+        for summary in hparams(run_settings(cfg), {statistic("fid").tag: None}):
             self.writer.file_writer.add_summary(summary)
 
     def close(self) -> None:

@@ -66,11 +66,11 @@ def compare_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], cal
         epochs = [row for row in state.history if row["kind"] == "epoch"]
         row = {"variant": name, "flags": flags_for(settings), "epochs": state.epoch,
                "seconds": sum(item["seconds"] for item in epochs), "fid": epochs[-1]["fid"],
-               "features": state.evaluator.label, "run": state.paths.name,
+               "features": state.setup.evaluator.label, "run": state.paths.name,
                "images": generate(state.sampler, noise_for(GRID_COUNT, cfg.nz, cfg.seed))}
         row.update(measure_classes(state.cfg, state.sampler, base.eval_n,
-                                   root_or_default(cfg.checkpoints_dir, "checkpoints"), cfg.data_dir, state.device,
-                                   cfg.seed, cfg.progress, log))
+                                   root_or_default(cfg.checkpoints_dir, "checkpoints"), cfg.data_dir,
+                                   state.setup.device, cfg.seed, cfg.progress, log))
         rows.append(row)
     return rows
 
