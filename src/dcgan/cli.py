@@ -16,16 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .checks import check_number, check_places, check_run_name
-from .config import TrainConfig, flag, preset_settings
+from .config import TrainConfig, fields_with, flag, help_of, preset_settings
 from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
 
-# Settings that describe this invocation rather than the run: never inherited from a checkpoint on --resume.
-SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
-                  "data_on_device", "compile", "cuda_graphs", "sync_bn")
-
 SEED = (0, 2**32 - 1)
-# (lowest, highest) of the other commands' number flags; None: no upper bound (train's are TrainConfig's LIMITS)
+# (lowest, highest) of the other commands' number flags; None: no upper bound (train's are its settings' limits)
 COMMAND_LIMITS = {
     "sample": {"n": (1, 10_000), "nrow": (0, 10_000), "seed": SEED},
     "evaluate": {"n": (2, 1_000_000), "face_n": (1, 100_000), "seed": SEED},
@@ -50,7 +46,7 @@ class OneLineParser(argparse.ArgumentParser):
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; defaults are suppressed so we can tell which flags were given."""
     for spec in dataclasses.fields(TrainConfig):
-        help_text = f"{spec.metadata['help']} (default: {spec.default!r})"
+        help_text = f"{help_of(spec.name)} (default: {spec.default!r})"
         if isinstance(spec.default, bool):
             parser.add_argument(f"--{flag(spec.name)}", action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
@@ -177,7 +173,7 @@ def check_command_flags(args: argparse.Namespace) -> None:
         check_number(name, getattr(args, name), low, high)
     if getattr(args, "run", ""):
         check_run_name(args.run)
-    check_places(args)
+    check_places(args, fields_with("place", "folder"))
     if args.command == "sample" and args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 
@@ -242,7 +238,7 @@ def train_config(given: dict[str, Any], preset: str = "") -> TrainConfig:
     paths = run_paths(run, given.get("samples_dir", ""), given.get("checkpoints_dir", ""))
     path = paths.checkpoint_file(given.get("checkpoint", ""))
     saved = saved_config(load_checkpoint(path), path).to_dict()
-    inherited = {key: value for key, value in saved.items() if key not in SESSION_FIELDS}
+    inherited = {key: value for key, value in saved.items() if key not in fields_with("session")}
     return TrainConfig(**{**inherited, **given})
 
 

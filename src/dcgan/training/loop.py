@@ -20,7 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..checks import check_places
-from ..config import TrainConfig
+from ..config import TrainConfig, fields_with
 from ..data.batches import epoch_plan
 from ..errors import TrainingStopped
 from ..files import WriteError, atomic_write_text
@@ -52,7 +52,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     """Train (or with cfg.resume, continue) a run; returns the final state. Under torchrun, each process runs
     this with its share of every batch."""
     cfg.validate()
-    check_places(cfg)
+    check_places(cfg, fields_with("place", "folder"))
     check_run_places(cfg)
     require_tensorboard(cfg)
     callbacks = list(callbacks)
