@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import multiprocessing.util
 import os
@@ -24,7 +25,7 @@ from test_nothing_deleted import cli, train_flags, tree
 
 from dcgan import TrainConfig, TrainingStopped, train
 from dcgan.cli import build_parser, main
-from dcgan.config import LIMITS
+from dcgan.config import fields_with, limits_of
 from dcgan.data.decode import PARALLEL_FROM, parallel_map
 from dcgan.training.signals import signals_raise
 
@@ -203,8 +204,10 @@ def test_a_number_of_401_digits_is_one_line_naming_its_flag(tmp_path, capsys, co
 
 
 def test_every_whole_number_setting_has_an_upper_bound():
-    assert [name for name, (_, high) in LIMITS.items() if high is None and isinstance(getattr(TrainConfig(), name),
-                                                                                      int)] == []
+    assert [name for name in fields_with("limits") if limits_of(name)[1] is None
+            and isinstance(getattr(TrainConfig(), name), int)] == []
+    whole = [spec.name for spec in dataclasses.fields(TrainConfig) if type(spec.default) is int]
+    assert set(whole) <= set(fields_with("limits"))  # the limits are each setting's own role
 
 
 # Damaged epoch grids when a resumed run rebuilds progress.gif

@@ -63,10 +63,10 @@ def check_folder(flag: str, value: str, writes: bool = False) -> None:
                            "name a folder you can write, or make it writable")
 
 
-def check_places(settings: Any) -> None:
-    """The folder settings (--data-dir, --samples-dir, --checkpoints-dir, --logdir) that `settings` (a TrainConfig,
-    or a command's parsed flags) has, before anything is written."""
-    for name in ("data_dir", "samples_dir", "checkpoints_dir", "logdir"):
+def check_places(settings: Any, names: tuple[str, ...]) -> None:
+    """The folder settings `names` (config.fields_with("place", "folder"): --data-dir, --samples-dir, ...) that
+    `settings` (a TrainConfig, or a command's parsed flags) has, before anything is written."""
+    for name in names:
         check_folder(f"--{name.replace('_', '-')}", getattr(settings, name, ""))
 
 

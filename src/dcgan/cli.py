@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .checks import check_number, check_places, check_run_name
-from .config import TrainConfig, flag, preset_settings
+from .config import TrainConfig, fields_with, flag, help_of, preset_settings
 from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
 
 SEED = (0, 2**32 - 1)
-# (lowest, highest) of the other commands' number flags; None: no upper bound (train's are TrainConfig's LIMITS)
+# (lowest, highest) of the other commands' number flags; None: no upper bound (train's are its settings' limits)
 COMMAND_LIMITS = {
     "sample": {"n": (1, 10_000), "nrow": (0, 10_000), "seed": SEED},
     "evaluate": {"n": (2, 1_000_000), "face_n": (1, 100_000), "seed": SEED},
@@ -46,7 +46,7 @@ class OneLineParser(argparse.ArgumentParser):
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; defaults are suppressed so we can tell which flags were given."""
     for spec in dataclasses.fields(TrainConfig):
-        help_text = f"{spec.metadata['help']} (default: {spec.default!r})"
+        help_text = f"{help_of(spec.name)} (default: {spec.default!r})"
         if isinstance(spec.default, bool):
             parser.add_argument(f"--{flag(spec.name)}", action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
@@ -173,7 +173,7 @@ def check_command_flags(args: argparse.Namespace) -> None:
         check_number(name, getattr(args, name), low, high)
     if getattr(args, "run", ""):
         check_run_name(args.run)
-    check_places(args)
+    check_places(args, fields_with("place", "folder"))
     if args.command == "sample" and args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 

@@ -10,43 +10,35 @@ import dataclasses
 import numbers
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from .checks import check_number, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
-from .registry import LOSSES
+from .registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-IMAGE_SIZES = (32, 64, 96, 128)  # sizes the convolutional DCGAN supports
-MLP_SIZES = range(8, 129)  # the fully connected GAN takes any square size in this range
-ARCHITECTURES = ("dcgan", "resnet", "mlp")
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
-# Settings that shape the networks (and their checkpoint): a resumed run must keep them.
-ARCHITECTURE_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "ndf", "hidden", "loss", "conditional",
-                       "classes", "spectral_norm")
-FOLLOW_DATA_FIELDS = ("channels", "classes")  # 0 in a request means "whatever the run has"
-# Settings that describe one invocation rather than the run: never inherited from a checkpoint on --resume.
-SESSION_FIELDS = ("resume", "checkpoint", "overwrite", "progress", "device", "inception_weights", "channels_last",
-                  "data_on_device", "compile", "cuda_graphs", "sync_bn")
-# Where the machine that saved a run kept things: never taken from a checkpoint, always from this invocation.
-PLACE_FIELDS = ("data_dir", "samples_dir", "checkpoints_dir", "logdir", "inception_weights", "checkpoint")
-# (lowest, highest) of every number setting; None: no upper bound. Beyond these a run cannot work or cannot fit.
-LIMITS = {
-    "image_size": (1, 1024), "channels": (0, 3), "limit": (0, 10**12), "nz": (1, 4096), "ngf": (1, 1024),
-    "ndf": (1, 1024), "hidden": (1, 16384), "classes": (0, 10_000), "gp_weight": (0, 1e6), "n_critic": (0, 100),
-    "ema": (0, 1),
-    "epochs": (1, 1_000_000), "batch_size": (1, 65_536), "lr": (0, None), "lr_g": (0, None), "lr_d": (0, None),
-    "real_label": (0, 1), "fake_label": (0, 1), "seed": (0, 2**32 - 1),
-    "keep_last": (0, 1_000_000), "log_every": (1, 10**12), "checkpoint_every_steps": (0, 10**12),
-    "eval_every": (0, 1_000_000),
-    "eval_n": (0, 1_000_000),
-}
+FAMILIES = tuple(name for name in GENERATORS.names if name in DISCRIMINATORS.names)  # what --arch names
+NAMED = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}  # settings naming a registered spec ("" = --arch)
 
 
-def setting(default: Any, help: str, **cli: Any) -> Any:
-    """A config field with its default and the help text the CLI shows for it."""
-    return field(default=default, metadata={"help": help, **cli})
+def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), architecture: bool = False,
+            follows_data: bool = False, place: str = "", limits: tuple[float, float | None] | None = None,
+            exported: int = 0, session: bool = False) -> Any:
+    """A config field: its default, the help text the CLI shows for it, and its roles (fields_with asks them):
+        choices       the words it takes
+        architecture  it shapes the networks (and their checkpoint): a resumed run must keep it
+        follows_data  0 means "whatever the data (or, on resume, the run) has"
+        place         "folder" or "file": where the machine kept things, never taken from a checkpoint
+        limits        (lowest, highest) of a number setting, highest None for no bound: beyond, a run cannot work
+        exported      an export records it, since that export format (models/export.py's EXPORT_VERSION)
+        session       it describes this invocation, not the run: never inherited from a checkpoint on --resume
+    """
+    roles = {"choices": choices, "architecture": architecture, "follows_data": follows_data, "place": place,
+             "limits": limits, "exported": exported, "session": session}
+    return field(default=default, metadata={"help": help, **{role: value for role, value in roles.items() if value}})
 
 
 @dataclass
@@ -54,96 +46,115 @@ class TrainConfig:
     # data
     data: str = setting("fashion-mnist", "dataset: fashion-mnist, mnist, celeba, anime, synthetic, "
                         "or a folder of images searched recursively (jpg, jpeg, png, webp, bmp)")
-    image_size: int = setting(64, "side of the square training images in pixels: 32, 64, 96 or 128 "
-                              "(mlp: any from 8 to 128, e.g. 28)")
-    channels: int = setting(0, "image channels: 1 (grayscale) or 3 (RGB); 0 follows the data")
+    image_size: int = setting(64, "side of the square training images in pixels, one that G and D support (see "
+                              "--generator and --discriminator)", architecture=True, limits=(1, 1024), exported=1)
+    channels: int = setting(0, "image channels: 1 (grayscale) or 3 (RGB); 0 follows the data", architecture=True,
+                            follows_data=True, limits=(0, 3), exported=1)
     flip: bool = setting(False, "randomly flip real images horizontally (augmentation)")
-    limit: int = setting(0, "use only the first N images of the dataset; 0 uses all")
+    limit: int = setting(0, "use only the first N images of the dataset; 0 uses all", limits=(0, 10**12))
     download: bool = setting(True, "download Fashion-MNIST / MNIST with torchvision when not found locally")
-    data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/")
+    data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/",
+                            place="folder")
     # model
-    arch: str = setting("dcgan", "network family: dcgan (convolutional), resnet (residual up-blocks in G, dropout "
-                        "0.4 in D: the 96x96 anime recipe) or mlp (the plain fully connected GAN)",
-                        choices=ARCHITECTURES)
-    nz: int = setting(100, "length of the noise vector z")
-    ngf: int = setting(64, "generator width: channels of its last hidden layer")
-    ndf: int = setting(64, "discriminator width: channels of its first layer")
-    hidden: int = setting(128, "mlp only: width of the hidden layer of G and D (the write-ups use 128 or 200)")
-    conditional: bool = setting(False, "class-conditional G and D (CGAN: labels embedded); labelled datasets only")
-    classes: int = setting(0, "with --conditional: number of classes; 0 follows the data")
-    spectral_norm: bool = setting(False, "spectral normalisation of D's weight layers")
+    arch: str = setting("dcgan", "network family: G and D of one design (dcgan: convolutional; resnet: residual "
+                        "up-blocks in G, dropout 0.4 in D, the 96x96 anime recipe; mlp: the plain fully connected "
+                        "GAN), unless --generator or --discriminator choose another", choices=FAMILIES,
+                        architecture=True, exported=1)
+    generator: str = setting("", "G's architecture; empty follows --arch", architecture=True, exported=2)
+    discriminator: str = setting("", "D's architecture; empty follows --arch", architecture=True)
+    nz: int = setting(100, "length of the noise vector z", architecture=True, limits=(1, 4096), exported=1)
+    ngf: int = setting(64, "generator width: channels of its last hidden layer", architecture=True,
+                       limits=(1, 1024), exported=1)
+    ndf: int = setting(64, "discriminator width: channels of its first layer", architecture=True, limits=(1, 1024))
+    hidden: int = setting(128, "mlp only: width of the hidden layer of G and D (the write-ups use 128 or 200)",
+                          architecture=True, limits=(1, 16384), exported=1)
+    conditional: bool = setting(False, "class-conditional G and D (CGAN: labels embedded); labelled datasets only",
+                                architecture=True, exported=1)
+    classes: int = setting(0, "with --conditional: number of classes; 0 follows the data", architecture=True,
+                           follows_data=True, limits=(0, 10_000), exported=1)
+    spectral_norm: bool = setting(False, "spectral normalisation of D's weight layers", architecture=True)
     # loss and stabilisers
     loss: str = setting("bce", f"GAN loss: {LOSSES.listed()} (bce is the DCGAN loss, with --real-label smoothing; "
                         "wgan-gp: Wasserstein with gradient penalty; docs/options.md describes each)",
-                        choices=LOSSES.names)
-    gp_weight: float = setting(10.0, "weight of the gradient penalty (losses with one: wgan-gp)")
-    n_critic: int = setting(0, "D steps per G step; 0 = the loss's (5 with wgan-gp, else 1)")
+                        choices=LOSSES.names, architecture=True)
+    gp_weight: float = setting(10.0, "weight of the gradient penalty (losses with one: wgan-gp)", limits=(0, 1e6))
+    n_critic: int = setting(0, "D steps per G step; 0 = the loss's (5 with wgan-gp, else 1)", limits=(0, 100))
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights, used for samples and "
-                         "evaluation (e.g. 0.999); 0 = off")
+                         "evaluation (e.g. 0.999); 0 = off", limits=(0, 1))
     diffaugment: str = setting("", "differentiable augmentation of real and generated images before D, comma-"
                                "separated: translation, cutout, color (for small datasets); empty = none")
     # optimisation
-    epochs: int = setting(25, "train until this many epochs are done (with --resume: the new total)")
-    batch_size: int = setting(128, "images per step; the last incomplete batch of an epoch is dropped")
-    lr: float = setting(2e-4, "Adam learning rate, for both networks unless --lr-g / --lr-d are set")
-    lr_g: float = setting(0.0, "G's learning rate (TTUR: two time-scale update rule); 0 = --lr")
-    lr_d: float = setting(0.0, "D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); 0 = --lr")
+    epochs: int = setting(25, "train until this many epochs are done (with --resume: the new total)",
+                          limits=(1, 1_000_000))
+    batch_size: int = setting(128, "images per step; the last incomplete batch of an epoch is dropped",
+                              limits=(1, 65_536))
+    lr: float = setting(2e-4, "Adam learning rate, for both networks unless --lr-g / --lr-d are set",
+                        limits=(0, None))
+    lr_g: float = setting(0.0, "G's learning rate (TTUR: two time-scale update rule); 0 = --lr", limits=(0, None))
+    lr_d: float = setting(0.0, "D's learning rate (TTUR, e.g. 4e-4 with --lr-g 1e-4); 0 = --lr", limits=(0, None))
     beta1: float = setting(-1.0, "Adam beta1; -1 = the loss's (0.5, or 0.0 with wgan-gp)")
     beta2: float = setting(-1.0, "Adam beta2; -1 = the loss's (0.999, or 0.9 with wgan-gp)")
-    real_label: float = setting(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
-    fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)")
-    seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run")
-    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    real_label: float = setting(1.0, "D's target for real images (0.9 = one-sided label smoothing)", limits=(0, 1))
+    fake_label: float = setting(0.0, "D's target for generated images (e.g. 0.1)", limits=(0, 1))
+    seed: int = setting(0, "seed for weights, noise, data order and flips: same seed, same run",
+                        limits=(0, 2**32 - 1))
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"),
+                          session=True)
     # speed
     precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
                              "bf16 or fp32", choices=("auto", "bf16", "fp32"))
     channels_last: str = setting("auto", "channels-last memory layout for G, D and images: auto (on), on or off",
-                                 choices=SWITCH)
+                                 choices=SWITCH, session=True)
     data_on_device: str = setting("auto", "keep the decoded dataset on the training device: auto (when it fits: "
                                   "half the free GPU memory, a quarter of the RAM), on or off (stream it)",
-                                  choices=SWITCH)
+                                  choices=SWITCH, session=True)
     compile: bool = setting(False, "torch.compile G and D (slow first steps; on CUDA it turns channels-last auto "
-                            "off; a compiler failure falls back to eager in one line; see docs/benchmarks.md)")
+                            "off; a compiler failure falls back to eager in one line; see docs/benchmarks.md)",
+                            session=True)
     cuda_graphs: str = setting("auto", "capture the whole training step in CUDA graphs after a few eager steps and "
-                               "replay it: auto (on for CUDA, one process), on or off", choices=SWITCH)
+                               "replay it: auto (on for CUDA, one process), on or off", choices=SWITCH, session=True)
     sync_bn: bool = setting(False, "under torchrun on GPUs: BatchNorm statistics over the global batch "
-                            "(SyncBatchNorm) instead of each process's share")
+                            "(SyncBatchNorm) instead of each process's share", session=True)
     # outputs
     run: str = setting("", "run name: samples/<run>/ and checkpoints/<run>/; empty derives one from data and size")
-    samples_dir: str = setting("", "root folder for sample grids; empty means the repo's samples/")
-    checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/")
-    keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all")
+    samples_dir: str = setting("", "root folder for sample grids; empty means the repo's samples/", place="folder")
+    checkpoints_dir: str = setting("", "root folder for checkpoints; empty means the repo's checkpoints/",
+                                   place="folder")
+    keep_last: int = setting(0, "keep only the newest K epoch_NNN.pt files (last.pt always stays); 0 keeps all",
+                             limits=(0, 1_000_000))
     log_every: int = setting(50, "add a row to history.csv every N steps; non-finite losses are caught and "
-                             "(under torchrun) stop signals agreed on this often")
+                             "(under torchrun) stop signals agreed on this often", limits=(1, 10**12))
     checkpoint_every_steps: int = setting(0, "also write last.pt every N steps, mid-epoch (for long epochs); 0 "
-                                          "only at the end of each epoch")
+                                          "only at the end of each epoch", limits=(0, 10**12))
     eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall, add FID to history.csv "
-                              "and losses.png, keep best.pt; 0 never")
-    eval_n: int = setting(2000, "with --eval-every: images on each side")
+                              "and losses.png, keep best.pt; 0 never", limits=(0, 1_000_000))
+    eval_n: int = setting(2000, "with --eval-every: images on each side", limits=(0, 1_000_000))
     eval_features: str = setting("auto", "with --eval-every: feature space; auto is Inception when its weights are "
                                  "on disk, else the dataset's classifier", choices=("auto", "classifier", "inception"))
-    inception_weights: str = setting("", "Inception FID weights file; empty looks in $TORCH_HOME/hub/checkpoints/")
-    resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)")
-    checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt")
+    inception_weights: str = setting("", "Inception FID weights file; empty looks in $TORCH_HOME/hub/checkpoints/",
+                                     place="file", session=True)
+    resume: bool = setting(False, "continue the run from checkpoints/<run>/last.pt (or --checkpoint)", session=True)
+    checkpoint: str = setting("", "with --resume: the checkpoint file to continue from instead of last.pt",
+                              place="file", session=True)
     overwrite: bool = setting(False, "start the run afresh, deleting the samples and checkpoints it wrote (by their "
-                              "exact names: files of your own stay)")
+                              "exact names: files of your own stay)", session=True)
     tensorboard: bool = setting(False, "also write TensorBoard logs: curves every --log-every steps, FID, the epoch "
                                 "grids and the config (needs pip install -e \".[tensorboard]\")")
     logdir: str = setting("", "with --tensorboard: root folder of the logs, each run in <logdir>/<run>/; empty "
-                          "writes checkpoints/<run>/tb/")
-    progress: bool = setting(True, "show progress bars")
+                          "writes checkpoints/<run>/tb/", place="folder")
+    progress: bool = setting(True, "show progress bars", session=True)
 
     def validate(self) -> TrainConfig:
         """Raise a SettingError naming the first setting that cannot work; return self. The flags, the notebooks'
         parameters and every checkpoint's saved config all pass through here."""
         for spec in dataclasses.fields(self):  # types first: a checkpoint's values come unchecked
             setattr(self, spec.name, typed_setting(spec.name, getattr(self, spec.name), spec.default))
-        for name, (low, high) in LIMITS.items():
-            check_number(name, getattr(self, name), low, high)
+        for name in fields_with("limits"):
+            check_number(name, getattr(self, name), *limits_of(name))
         if not self.lr > 0:
             raise SettingError("lr", f"--lr must be positive, got {self.lr}")
         if self.eval_every:
-            check_number("eval_n", self.eval_n, 2, LIMITS["eval_n"][1])
+            check_number("eval_n", self.eval_n, 2, limits_of("eval_n")[1])
         if not self.data.strip():
             raise SettingError("data", "--data is empty: name a dataset (fashion-mnist, mnist, celeba, anime, "
                                "synthetic) or a folder of images")
@@ -156,12 +167,10 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise SettingError(name, f"unknown {flag(name)} '{getattr(self, name)}': use "
                                    f"{', '.join(choices)}")
-        if self.arch != "mlp" and self.image_size not in IMAGE_SIZES:
-            raise SettingError("image_size", f"unsupported image size {self.image_size}: use one of "
-                               f"{', '.join(map(str, IMAGE_SIZES))} (or --arch mlp for other sizes)")
-        if self.arch == "mlp" and self.image_size not in MLP_SIZES:
-            raise SettingError("image_size", f"unsupported image size {self.image_size} for --arch mlp: use 8 "
-                               "to 128")
+        for name, registry in NAMED.items():
+            if getattr(self, name):
+                registry.check(getattr(self, name))
+        self.check_size()
         if self.channels not in (0, 1, 3):
             raise SettingError("channels", f"unsupported channel count {self.channels}: use 1 (grayscale), 3 "
                                "(RGB) or 0 to follow the data")
@@ -171,6 +180,23 @@ class TrainConfig:
                                    f"got {getattr(self, name)}")
         self.validate_variant()
         return self
+
+    def architectures(self) -> tuple[str, str]:
+        """The names of G's and D's specs (registry.GENERATORS, DISCRIMINATORS): --generator and --discriminator,
+        each following --arch when empty."""
+        return self.generator or self.arch, self.discriminator or self.arch
+
+    def check_size(self) -> None:
+        """image_size is one that G's and D's specs support."""
+        size = self.image_size
+        for name, registry in zip(self.architectures(), NAMED.values()):
+            spec = registry.spec(name)
+            if size not in spec.sizes:
+                takes = [family for family in FAMILIES
+                         if all(size in each.spec(family).sizes for each in NAMED.values())]
+                hint = f" (--arch {' or '.join(takes)} takes {size})" if takes else ""
+                raise SettingError("image_size", f"unsupported image size {size} for the {name} {registry.setting}: "
+                                   f"use {spec.sizes_text()}{hint}")
 
     def validate_variant(self) -> None:
         """The loss, conditioning and stabiliser settings: known values, and combinations that make sense."""
@@ -207,13 +233,13 @@ class TrainConfig:
     def over_saved(self, saved: TrainConfig, given: Collection[str] | None = None) -> TrainConfig:
         """With --resume: this request over the run's saved config. A setting of the run that the request does not
         give is the saved one; `given` names the settings given (the CLI's flags); None: those that differ from
-        their defaults (Python and the notebooks). Settings of the invocation (SESSION_FIELDS) are never saved."""
+        their defaults (Python and the notebooks). Settings of the invocation (the session role) are never inherited."""
         defaults = TrainConfig()
         if given is None:
             given = [name for name, value in self.to_dict().items() if value != getattr(defaults, name)]
         requested = {name: getattr(self, name) for name in given}
-        inherited = {name: value for name, value in saved.to_dict().items() if name not in SESSION_FIELDS}
-        session = {name: getattr(self, name) for name in SESSION_FIELDS}
+        inherited = {name: value for name, value in saved.to_dict().items() if name not in fields_with("session")}
+        session = {name: getattr(self, name) for name in fields_with("session")}
         return dataclasses.replace(self, **{**inherited, **session, **requested})
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +266,37 @@ class TrainConfig:
 
 CHOICES = {spec.name: spec.metadata["choices"] for spec in dataclasses.fields(TrainConfig)
            if "choices" in spec.metadata}  # settings that take one of a few words
+
+
+@cache
+def fields_with(role: str, value: Any = None) -> tuple[str, ...]:
+    """The settings that have `role` (see `setting`), or where given, that have it as `value` (fields_with("place",
+    "folder")), in the order of TrainConfig's fields."""
+    return tuple(spec.name for spec in dataclasses.fields(TrainConfig) if spec.metadata.get(role)
+                 and value in (None, spec.metadata[role]))
+
+
+def role_of(name: str, role: str) -> Any:
+    """The value of one role of a setting: its limits, its place kind, its export format; None when it has none."""
+    return SETTINGS[name].metadata.get(role)
+
+
+def limits_of(name: str) -> tuple[float, float | None]:
+    """(lowest, highest) of a number setting; highest None: no upper bound."""
+    return role_of(name, "limits")
+
+
+def help_of(name: str) -> str:
+    """A setting's help text, for a setting that names a spec followed by each choice with the spec's help."""
+    if name not in NAMED:
+        return SETTINGS[name].metadata["help"]
+    registry = NAMED[name]
+    choices = "; ".join(f"{choice}: {spec.help} ({spec.sizes_text()} pixels)"
+                        for choice, spec in zip(registry.names, map(registry.spec, registry.names)))
+    return f"{SETTINGS[name].metadata['help']}. {choices}"
+
+
+SETTINGS = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
 
 
 def preset_settings(name: str) -> dict[str, Any]:

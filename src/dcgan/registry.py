@@ -58,3 +58,16 @@ LOSSES = Registry("loss", {
     "hinge": "dcgan.models.losses:HINGE",
     "wgan-gp": "dcgan.models.losses:WGAN_GP",
 })
+
+# --- architectures (models/architectures.py): one spec per design of G and of D; --arch names a family, a G and
+# a D registered under the same name
+GENERATORS = Registry("generator", {
+    "dcgan": "dcgan.models.architectures:DCGAN_G",
+    "resnet": "dcgan.models.architectures:RESNET_G",
+    "mlp": "dcgan.models.architectures:MLP_G",
+})
+DISCRIMINATORS = Registry("discriminator", {
+    "dcgan": "dcgan.models.architectures:DCGAN_D",
+    "resnet": "dcgan.models.architectures:RESNET_D",
+    "mlp": "dcgan.models.architectures:MLP_D",
+})

@@ -4,7 +4,8 @@
     resnet       the residual generator and dropout discriminator (the 96x96 anime recipe)
     mlp          the plain fully connected GAN
     conditional  class-conditional wrappers (CGAN)
-    build        (G, D) for a TrainConfig: architecture, conditioning, spectral norm
+    architectures  one spec per design of G and of D: sizes, settings read, help, how it is built
+    build        (G, D) for a TrainConfig from G's and D's specs: conditioning, spectral norm
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
     contents     what a loaded checkpoint must hold: its config checked like the flags, bookkeeping, finite weights

@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ARCHITECTURE_FIELDS, FOLLOW_DATA_FIELDS, TrainConfig
+from ..config import NAMED, TrainConfig, fields_with
 from ..errors import UserError, first_line
 from ..files import atomic_link, atomic_write_bytes
 from ..paths import RunPaths
+from .architectures import unused_settings
 from .build import build_networks
 from .contents import check_contents, checked_config
 
@@ -83,14 +84,22 @@ def saved_config(payload: dict[str, Any], path: Path) -> TrainConfig:
 
 
 def check_architecture(saved: TrainConfig, wanted: TrainConfig, path: Path) -> None:
-    """Refuse to resume when the requested networks differ from the saved ones (channels, classes 0 = any)."""
-    differ = [name for name in ARCHITECTURE_FIELDS if getattr(wanted, name) != getattr(saved, name)
-              and not (name in FOLLOW_DATA_FIELDS and getattr(wanted, name) == 0)]
+    """Refuse to resume when the requested networks differ from the saved ones: a setting with the architecture
+    role that the saved G or D reads (ngf is free in an mlp run); 0 in a setting that follows the data is any."""
+    unused = unused_settings(saved)
+    differ = [name for name in fields_with("architecture") if name not in unused
+              and shaping(wanted, name) != shaping(saved, name)
+              and not (name in fields_with("follows_data") and getattr(wanted, name) == 0)]
     if differ:
-        saved_text = ", ".join(f"{name}={getattr(saved, name)}" for name in differ)
-        wanted_text = ", ".join(f"{name}={getattr(wanted, name)}" for name in differ)
+        saved_text = ", ".join(f"{name}={shaping(saved, name)}" for name in differ)
+        wanted_text = ", ".join(f"{name}={shaping(wanted, name)}" for name in differ)
         raise UserError(f"checkpoint {path} was trained with {saved_text} but this run asks for {wanted_text}: "
                         "drop those settings to resume it, or start a new --run")
+
+
+def shaping(cfg: TrainConfig, name: str) -> Any:
+    """A setting as it shapes the networks: generator and discriminator as they follow --arch when empty."""
+    return dict(zip(NAMED, cfg.architectures())).get(name, getattr(cfg, name))
 
 
 def restore_networks(payload: dict[str, Any], path: Path) -> tuple[nn.Module, nn.Module]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..config import PLACE_FIELDS, TrainConfig
+from ..config import TrainConfig, fields_with
 from ..errors import SettingError, UserError
 
 NETWORKS = ("generator", "discriminator", "generator_ema")
@@ -47,7 +47,7 @@ def checked_config(payload: dict[str, Any], path: Path) -> TrainConfig:
         cfg = TrainConfig(**values).validate()
     except SettingError as error:
         raise refusal(path, BadField(f"config.{error.setting}", f"is unusable ({error})")) from None
-    return dataclasses.replace(cfg, **{name: "" for name in PLACE_FIELDS})
+    return dataclasses.replace(cfg, **{name: "" for name in fields_with("place")})
 
 
 def check_contents(payload: dict[str, Any], path: Path) -> TrainConfig:

@@ -18,14 +18,14 @@ import math
 import torch
 from torch import nn
 
-from ..config import IMAGE_SIZES
 from ..errors import UserError
+from .architectures import CONV_SIZES
 
 
 def base_side(image_size: int) -> int:
     """Side of the smallest feature map: 6 for 96 pixels, 4 for the powers of two."""
-    if image_size not in IMAGE_SIZES:
-        raise UserError(f"unsupported image size {image_size}: use one of {', '.join(map(str, IMAGE_SIZES))}")
+    if image_size not in CONV_SIZES:
+        raise UserError(f"unsupported image size {image_size}: use one of {', '.join(map(str, CONV_SIZES))}")
     return 6 if image_size == 96 else 4
 
 

@@ -1,8 +1,9 @@
 """An exported generator: a folder anyone can load without this package's checkpoints, and without pickle.
 
     <folder>/model.safetensors   G's weights and BatchNorm statistics (safetensors: tensors only, no code)
-    <folder>/config.json         what rebuilds G (arch, image_size, channels, nz, ngf, hidden, conditional, classes),
-                                 which weights these are (ema or raw) and where they came from (run, data, epoch)
+    <folder>/config.json         what rebuilds G (the settings exported in config.py that G's spec reads: arch,
+                                 generator, image_size, nz, ngf or hidden, ...), which weights these are (ema or
+                                 raw) and where they came from (run, data, epoch)
 This is the layout Hugging Face's PyTorchModelHubMixin writes and reads (save_pretrained / from_pretrained) for
 `ExportedGenerator`, so a folder is shared with one upload. A folder is untrusted input: `load_export` checks
 every value of config.json like the flags and every tensor against the networks it rebuilds.
@@ -19,15 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, fields_with, role_of
 from ..errors import SettingError, UserError, first_line
 from ..files import UnreadableFile, atomic_write_bytes, atomic_write_text, read_json, read_regular
+from .architectures import chosen, unused_settings
 from .build import build_networks
 from .contents import MAX_COUNT
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # PyTorchModelHubMixin's names
-EXPORT_VERSION = 1
-GENERATOR_FIELDS = ("arch", "image_size", "channels", "nz", "ngf", "hidden", "conditional", "classes")
+EXPORT_VERSION = 2  # 2: records generator (G's spec); a version 1 export has none, its G follows arch
 ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str}  # where the weights came from
 MAX_CONFIG_BYTES = 1 << 20
 MAX_TEXT = 4096  # the longest run or data name an export may give (epoch and step: contents.MAX_COUNT)
@@ -37,24 +38,34 @@ class ExportedGenerator(nn.Module):
     """G rebuilt from the settings of config.json; extra keys (the weights' provenance) are accepted and ignored,
     so `class HubGenerator(ExportedGenerator, PyTorchModelHubMixin)` loads an export with from_pretrained."""
 
-    def __init__(self, arch: str = "dcgan", image_size: int = 64, channels: int = 3, nz: int = 100, ngf: int = 64,
-                 hidden: int = 128, conditional: bool = False, classes: int = 0, **about: Any):
+    def __init__(self, **settings: Any):
         super().__init__()
-        self.settings = TrainConfig(arch=arch, image_size=image_size, channels=channels, nz=nz, ngf=ngf,
-                                    hidden=hidden, conditional=conditional, classes=classes).validate()
-        if channels not in (1, 3):
-            raise SettingError("channels", f"channels = {channels!r}: an exported G draws 1 or 3 channels")
+        self.settings = exported_config(settings)
+        if self.settings.channels not in (1, 3):
+            raise SettingError("channels", f"channels = {self.settings.channels!r}: an exported G draws 1 or 3 "
+                               "channels")
         self.generator = build_networks(self.settings)[0]
-        self.nz, self.classes = nz, classes if conditional else 0
+        self.nz, self.classes = self.settings.nz, self.settings.classes if self.settings.conditional else 0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         # z: (B, nz), labels: (B,) for a conditional G -> images (B, channels, S, S) in [-1, 1]
         return self.generator(z) if labels is None else self.generator(z, labels)
 
 
+def exported_config(settings: dict[str, Any]) -> TrainConfig:
+    """A validated TrainConfig of the exported settings among `settings` (defaults for the others)."""
+    return TrainConfig(**{name: settings[name] for name in fields_with("exported") if name in settings}).validate()
+
+
+def export_fields(cfg: TrainConfig) -> tuple[str, ...]:
+    """The settings an export of cfg's G records: the exported ones, less those G's spec does not read."""
+    unused = unused_settings(cfg, chosen(cfg)[:1])
+    return tuple(name for name in fields_with("exported") if name not in unused)
+
+
 def export_settings(cfg: TrainConfig, about: dict[str, Any]) -> dict[str, Any]:
     """config.json of an export: G's settings from the run's config, then `about` (run, data, epoch, ...)."""
-    return {**{name: getattr(cfg, name) for name in GENERATOR_FIELDS}, **about,
+    return {**{name: getattr(cfg, name) for name in export_fields(cfg)}, **about,
             "dcgan_export_version": EXPORT_VERSION}
 
 
@@ -75,7 +86,7 @@ def load_export(folder: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     folder = Path(folder)
     settings = read_settings(folder)
     try:
-        wrapped = ExportedGenerator(**{name: settings[name] for name in GENERATOR_FIELDS})
+        wrapped = ExportedGenerator(**settings)
         cfg = dataclasses.replace(wrapped.settings, data=settings["data"] or "unknown",
                                   run=settings["run"] or "export").validate()
     except UserError as error:
@@ -85,7 +96,8 @@ def load_export(folder: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
 
 
 def read_settings(folder: Path) -> dict[str, Any]:
-    """config.json, checked for every key G needs and for the provenance keys' types."""
+    """config.json, checked for every key G needs (those its export format records) and for the provenance keys'
+    types."""
     path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder: pass a checkpoint file or a folder written by dcgan export")
@@ -99,7 +111,14 @@ def read_settings(folder: Path) -> dict[str, Any]:
         raise altered(path, str(problem)) from None
     if not isinstance(settings, dict):
         raise altered(path, "it holds no settings object")
-    missing = [name for name in GENERATOR_FIELDS if name not in settings]
+    version = settings.get("dcgan_export_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise altered(path, f"dcgan_export_version = {version!r:.40} is not a version of the export format")
+    try:
+        cfg = exported_config(settings)
+    except UserError as error:
+        raise altered(path, str(error)) from None
+    missing = [name for name in export_fields(cfg) if name not in settings and role_of(name, "exported") <= version]
     if missing:
         raise altered(path, f"it lacks {', '.join(missing)}")
     for name, kind in ABOUT_FIELDS.items():

@@ -123,7 +123,7 @@ tags:
 - unconditional-image-generation
 ---
 
-# {about['run']}: a {kind}{cfg.arch} generator of {size} images
+# {about['run']}: a {kind}{cfg.architectures()[0]} generator of {size} images
 
 Trained with dcgan on **{cfg.data}** for **{about['epoch']} epochs**
 ({about['step']:,} steps of {cfg.batch_size} images, loss `{cfg.loss}`); these are {weights}.

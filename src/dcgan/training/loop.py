@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..checks import check_places
-from ..config import TrainConfig
+from ..config import TrainConfig, fields_with
 from ..data.batches import epoch_plan
 from ..errors import TrainingStopped
 from ..files import WriteError, atomic_write_text
@@ -55,7 +55,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     this with its share of every batch. With --resume, the settings not given are the run's saved ones
     (`given`: see TrainConfig.over_saved)."""
     cfg.validate()
-    check_places(cfg)
+    check_places(cfg, fields_with("place", "folder"))
     check_run_places(cfg)
     require_tensorboard(cfg)
     callbacks = list(callbacks)

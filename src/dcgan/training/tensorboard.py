@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..config import PLACE_FIELDS, TrainConfig
+from ..config import TrainConfig, fields_with
 from ..errors import SettingError
 from ..paths import TENSORBOARD_FOLDER, RunPaths
 from .history import measurements, statistic
@@ -107,7 +107,7 @@ class TensorBoardLog:
 
 def run_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The settings that describe the run (its folders left out)."""
-    return {name: value for name, value in cfg.to_dict().items() if name not in PLACE_FIELDS}
+    return {name: value for name, value in cfg.to_dict().items() if name not in fields_with("place")}
 
 
 def config_table(cfg: TrainConfig) -> str:
