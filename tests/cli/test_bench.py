@@ -4,14 +4,13 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import pytest
 import torch
 
 from dcgan.models.dcgan import build_models
 from dcgan.models.flops import forward_macs, training_flops_per_image
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_flop_counts_match_the_hand_computed_dcgan_figures():
@@ -26,6 +25,7 @@ def test_flop_counts_match_the_hand_computed_dcgan_figures():
     assert forward_macs(linear, torch.zeros(3, 10)) == 70
 
 
+@pytest.mark.slow
 def test_the_benchmark_script_runs_both_trainers(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_training.py"), "--device", "cpu",
                           "--images", "48", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--repeats", "2",
@@ -40,8 +40,9 @@ def test_the_benchmark_script_runs_both_trainers(tmp_path):
     assert any(line.startswith("generate: 50 samples") for line in lines)
 
 
-def test_the_variants_comparison_script_prints_the_table_and_commands(tmp_path, fashion_classifier):
-    _, _, _, root = fashion_classifier  # its classifier is cached under root/checkpoints
+@pytest.mark.slow
+def test_the_variants_comparison_script_prints_the_table_and_commands(tmp_path, tiny_classifier):
+    _, _, _, root = tiny_classifier  # its classifier is cached under root/checkpoints
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_variants.py"), "--only", "dcgan,hinge",
                           "--epochs", "1", "--limit", "256", "--eval-n", "64", "--device", "cpu", "--run", "cmp",
                           "--data-dir", str(root / "data"), "--checkpoints-dir", str(root / "checkpoints"),
@@ -56,6 +57,7 @@ def test_the_variants_comparison_script_prints_the_table_and_commands(tmp_path, 
     assert (tmp_path / "v.png").stat().st_size > 0 and (tmp_path / "rows.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_ddp_benchmark_measures_one_and_two_processes(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ddp.py"), "--device", "cpu",
                           "--processes", "2", "--batch", "8", "--steps", "2", "--warmup", "1", "--repeats", "1",
@@ -76,13 +78,14 @@ GRAPHED_VARIANTS = [f"graphed vs eager: {name}" for name in (
     "the self check runs again 100 replays later", "compiled networks inside graphs",
     "a checkpoint written on the cpu resumes graphed on the gpu",
     "a channels last checkpoint resumes compiled with moments laid out like the weights",
-    "a capture that fails leaves the generators usable and the run trains eagerly")]  # tests/test_cuda_graphs.py
+    "a capture that fails leaves the generators usable and the run trains eagerly")]  # training/test_cuda_graphs.py
 
 
-def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, fashion_classifier):
+@pytest.mark.slow
+def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, tiny_classifier):
     """The dry run of benchmarks/gpu_check.py: every check runs and reports, the table is printed; on a GPU the
     same script measures the figures."""
-    _, _, _, root = fashion_classifier
+    _, _, _, root = tiny_classifier
     work = tmp_path / "work"
     shutil.copytree(root / "checkpoints" / "_classifiers", work / "checkpoints" / "_classifiers")
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",

@@ -1,8 +1,6 @@
 """The command line, end to end on synthetic data, and every user mistake as one line with exit code 2."""
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,16 +10,7 @@ from dcgan.cli import main
 from dcgan.config import TrainConfig, flag
 from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
-
-
-def dcgan(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "dcgan", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-
-
-def tiny_run_flags(tmp_path, run):
-    return ["--data", "synthetic", "--image-size", 32, "--ngf", 8, "--ndf", 8, "--nz", 16, "--batch-size", 32,
-            "--limit", 96, "--run", run, "--data-dir", tmp_path / "data", "--samples-dir", tmp_path / "samples",
-            "--checkpoints-dir", tmp_path / "checkpoints", "--no-progress", "--log-every", 1]
+from tests.helpers import dcgan, tiny_run_flags
 
 
 def test_train_resume_and_sample_from_the_command_line(tmp_path):

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dcgan"
+from tests.helpers import REPO
+
+PACKAGE = REPO / "src" / "dcgan"
 # the top-level modules every folder may use
 SHARED = {"config", "presets", "registry", "checks", "errors", "files", "lock", "paths", "device"}
 # What each group may import besides itself, bottom to top; "entry" is the package, `python -m dcgan` and the CLI.
@@ -173,3 +175,13 @@ def test_the_readme_layout_shows_one_line_a_folder_in_the_order_of_dependency():
     lines = [line.split()[0] for line in layout.splitlines() if line.startswith("  ") and line.split()[0].endswith("/")]
     order = [name for name in MAY_IMPORT if name in FOLDERS]  # bottom to top, as each folder may import the earlier
     assert lines == [f"{name}/" for name in order]
+
+
+def test_the_tests_mirror_the_package():
+    """A test folder per package folder, shared/ for the top-level modules, cli/ for the entry points and the repo;
+    no test file at the top; each folder a package, so that two files of the same name can live in two folders."""
+    tests = REPO / "tests"
+    folders = {path.name for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == FOLDERS | {"shared", "cli"}
+    assert not list(tests.glob("test_*.py")), "a test file belongs in the folder of what it tests"
+    assert all((tests / name / "__init__.py").is_file() for name in folders)

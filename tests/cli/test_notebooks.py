@@ -11,11 +11,13 @@ import pytest
 
 from dcgan import TrainConfig
 from dcgan.pictures.animation import gif_frames
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow
 
 # the test extra installs them; a GPU machine without them (`pytest -m cuda` there) skips this file
 nbformat, papermill = pytest.importorskip("nbformat"), pytest.importorskip("papermill")
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space",
          "05_variants"]
@@ -125,18 +127,18 @@ def test_02_resumes_with_the_same_run_name(trained_run, folders, tmp_path_factor
     assert (Path(folders["checkpoints_dir"]) / "nb-dcgan" / "epoch_003.pt").is_file()
 
 
-def share_classifier(fashion_classifier, folders):
+def share_classifier(tiny_classifier, folders):
     """Put the session's trained classifier where the notebooks look, rather than training a second one."""
     from dcgan.metrics.classifier import classifier_file
 
-    _, _, _, classifier_root = fashion_classifier
+    _, _, _, classifier_root = tiny_classifier
     cached = classifier_file("fashion-mnist", Path(folders["checkpoints_dir"]))
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(classifier_file("fashion-mnist", classifier_root / "checkpoints"), cached)
 
 
-def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, fashion_classifier):
-    share_classifier(fashion_classifier, folders)
+def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, tiny_classifier):
+    share_classifier(tiny_classifier, folders)
     notebook = run_notebook("03_generate_and_compare", folders, tmp_path_factory, run="nb-dcgan", count=16,
                             device="cpu", eval_n=200, nearest_n=100, **folders)
     assert (Path(folders["samples_dir"]) / "nb-dcgan" / "compare.png").stat().st_size > 0
@@ -162,8 +164,8 @@ def test_04_latent_space(trained_run, folders, tmp_path_factory):
     assert len(gif_frames(out / "interpolation.gif")) == 3 * 4
 
 
-def test_05_variants(folders, tmp_path_factory, fashion_classifier):
-    share_classifier(fashion_classifier, folders)
+def test_05_variants(folders, tmp_path_factory, tiny_classifier):
+    share_classifier(tiny_classifier, folders)
     notebook = run_notebook("05_variants", folders, tmp_path_factory, variants=["dcgan", "conditional"],
                             image_size=32, epochs=1, limit=640, eval_n=100, run="nb-v", device="cpu", **folders)
     text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))

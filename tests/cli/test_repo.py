@@ -3,11 +3,10 @@
 import dataclasses
 import re
 import subprocess
-from pathlib import Path
 
 from dcgan.config import TrainConfig, flag
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 

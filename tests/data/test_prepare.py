@@ -9,6 +9,7 @@ from PIL import Image
 from dcgan.cli import main
 from dcgan.data.prepare import prepare, square_around
 from dcgan.errors import UserError
+from tests.helpers import file_names
 
 
 def test_the_square_around_a_face_has_its_margin_and_stays_inside_the_picture():
@@ -91,10 +92,6 @@ def test_a_folder_without_pictures_is_refused(tmp_path):
         prepare(str(tmp_path / "empty"), str(tmp_path / "out"), progress=False)
 
 
-def files_under(folder):
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
-
-
 def test_pictures_of_the_same_name_write_separate_files(tmp_path):
     source = tmp_path / "raw"
     colours = {"a.png": (250, 0, 0), "a.jpg": (0, 250, 0), "x/a.png": (0, 0, 250), "y/a.png": (250, 250, 250),
@@ -104,8 +101,8 @@ def test_pictures_of_the_same_name_write_separate_files(tmp_path):
         Image.new("RGB", (40, 30), colour).save(source / name, quality=100)
     target = tmp_path / "out"
     summary = prepare(str(source), str(target), size=32, progress=False)
-    assert files_under(target) == ["a-jpg_0.png", "a-png_0.png", "a.b-png_0.png", "x/a-png_0.png", "y/a-png_0.png"]
-    assert summary.written == len(files_under(target)) == summary.images_read == 5
+    assert file_names(target) == ["a-jpg_0.png", "a-png_0.png", "a.b-png_0.png", "x/a-png_0.png", "y/a-png_0.png"]
+    assert summary.written == len(file_names(target)) == summary.images_read == 5
     for name, written in [("a.png", "a-png_0.png"), ("a.jpg", "a-jpg_0.png"), ("x/a.png", "x/a-png_0.png"),
                           ("y/a.png", "y/a-png_0.png"), ("a.b.png", "a.b-png_0.png")]:
         pixel = np.asarray(Image.open(target / written))[16, 16]
@@ -118,7 +115,7 @@ def test_the_command_reports_as_many_images_as_it_wrote(tmp_path, capsys):
     for name in ("cat.png", "cat.jpg", "cat.webp"):
         Image.new("RGB", (40, 30), (20, 40, 60)).save(source / name)
     assert main(["prepare", str(source), str(tmp_path / "out"), "--size", "32", "--no-progress"]) == 0
-    assert "images written: 3" in capsys.readouterr().out and len(files_under(tmp_path / "out")) == 3
+    assert "images written: 3" in capsys.readouterr().out and len(file_names(tmp_path / "out")) == 3
 
 
 def test_elongated_pictures_are_skipped_with_their_reason(tmp_path):

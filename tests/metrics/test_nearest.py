@@ -42,8 +42,9 @@ def test_a_copying_generator_is_flagged_and_a_new_sample_is_not(fashion_mnist_av
     assert 0.8 < honest["median_ratio"] < 1.25 and honest["share_closer_than_baseline_p01"] < 0.05
 
 
-def test_nearest_on_a_real_run_writes_the_figure_and_statistics(fashion_classifier, capsys):
-    _, _, _, root = fashion_classifier
+@pytest.mark.slow
+def test_nearest_on_a_real_run_writes_the_figure_and_statistics(fashion_run, tiny_classifier, capsys):
+    _, _, _, root = tiny_classifier
     where = dict(checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
                  samples_dir=str(root / "samples"))  # a checkpoint never chooses a folder: every one is named
     result = nearest("fm", n=300, features="classifier", device="cpu", progress=False, log=lambda line: None,

@@ -20,6 +20,7 @@ from dcgan.pictures.grids import grid_image
 from dcgan.pictures.model_card import sample_images
 from dcgan.pictures.notebook import load_notebook_run
 from dcgan.pictures.sampling import generate, load_run, noise_for
+from tests.helpers import quiet
 
 # the test extra installs it; a GPU machine without it (`pytest -m cuda` there) skips this file
 PyTorchModelHubMixin = pytest.importorskip("huggingface_hub").PyTorchModelHubMixin
@@ -27,10 +28,6 @@ PyTorchModelHubMixin = pytest.importorskip("huggingface_hub").PyTorchModelHubMix
 
 class HubGenerator(ExportedGenerator, PyTorchModelHubMixin):
     """What a user sharing a generator on the Hub writes: the export's class with the mixin."""
-
-
-def quiet(line: str) -> None:
-    pass
 
 
 @pytest.fixture
@@ -94,8 +91,8 @@ def test_the_folder_is_what_hugging_faces_mixin_saves_and_loads(ema_run, tmp_pat
     assert torch.equal(generate(again, noise), generate(generator, noise)) and cfg.run == "test"
 
 
-def test_the_model_card_gives_fid_with_its_feature_space(fashion_classifier, small_config, tmp_path):
-    _, _, _, root = fashion_classifier
+def test_the_model_card_gives_fid_with_its_feature_space(tiny_classifier, small_config, tmp_path):
+    _, _, _, root = tiny_classifier
     cfg = small_config(data="fashion-mnist", nz=100, ngf=16, ndf=16, limit=320, epochs=1, eval_every=1, eval_n=100,
                        data_dir=str(root / "data"), checkpoints_dir=str(root / "checkpoints"), run="card")
     state = train(cfg, log=quiet)

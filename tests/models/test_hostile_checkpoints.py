@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch
 from dcgan import train
 from dcgan.cli import main
 from dcgan.paths import repo_root
+from tests.helpers import files_under, quiet, tiny_config
 
 SMALL = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--no-progress", "--device", "cpu"]
 
@@ -21,18 +21,9 @@ SMALL = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--nz", "16", "--no-p
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory) -> dict:
     """A real checkpoint of a tiny run, loaded as it is stored (a fresh copy for each mutation)."""
-    from dcgan import TrainConfig
-
     root = tmp_path_factory.mktemp("good")
-    cfg = TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=16, limit=64, epochs=1,
-                      run="good", data_dir=str(root / "data"), samples_dir=str(root / "samples"),
-                      checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu")
-    train(cfg, log=lambda line: None)
+    train(tiny_config(root, batch_size=16, limit=64, epochs=1, run="good"), log=quiet)
     return torch.load(root / "checkpoints" / "good" / "last.pt", weights_only=True)
-
-
-def files_under(*roots: Path) -> set[Path]:
-    return {path for root in roots if root.exists() for path in root.rglob("*")}
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ coordinate rankings."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -79,6 +80,7 @@ def test_the_ranking_finds_the_coordinates_that_move_the_image():
     assert scores[[i for i in range(12) if i not in (3, 7)]].abs().max() == 0
 
 
+@pytest.mark.slow
 def test_on_a_trained_model_the_top_ranked_coordinates_move_new_images_more_than_the_bottom_ones(fashion_run):
     state, _ = fashion_run
     generator = state.sampler

@@ -19,20 +19,17 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from test_hostile_checkpoints import good_checkpoint, sandbox  # noqa: F401 (fixtures)
-from test_nothing_deleted import cli, train_flags, tree
 
 from dcgan import TrainConfig, TrainingStopped, train
 from dcgan.cli import build_parser, main
 from dcgan.config import LIMITS
 from dcgan.data.decode import PARALLEL_FROM, parallel_map
 from dcgan.training.signals import signals_raise
+from tests.helpers import quiet, tiny_config
+from tests.models.test_hostile_checkpoints import good_checkpoint, sandbox  # noqa: F401 (fixtures)
+from tests.shared.test_nothing_deleted import cli, train_flags, tree
 
 HUGE = "1" + "0" * 400  # a whole number of 401 digits
-
-
-def quiet(_line):
-    pass
 
 
 # Export folders
@@ -40,9 +37,7 @@ def quiet(_line):
 @pytest.fixture(scope="module")
 def export_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("exported")
-    train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=64, epochs=1,
-                      run="e", data_dir=str(root / "data"), samples_dir=str(root / "samples"),
-                      checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu"), log=quiet)
+    train(tiny_config(root, limit=64, epochs=1, run="e"), log=quiet)
     assert main(["export", "--run", "e", "--checkpoints-dir", str(root / "checkpoints"), "--out",
                  str(root / "export")]) == 0
     return root / "export"

@@ -16,10 +16,7 @@ from dcgan import train
 from dcgan.cli import main
 from dcgan.models.checkpoint import prune_checkpoints
 from dcgan.paths import LOCK_FILE, RunPaths, repo_root, run_paths
-
-
-def quiet(_line):
-    pass
+from tests.helpers import quiet, tiny_config
 
 
 def tree(*roots: Path) -> dict[str, tuple]:
@@ -135,12 +132,8 @@ def test_keep_last_1_in_a_run_keeps_the_users_best_checkpoint(small_config, tmp_
 
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory):
-    from dcgan import TrainConfig
-
     root = tmp_path_factory.mktemp("export")
-    train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=64, epochs=1,
-                      run="e", data_dir=str(root / "data"), samples_dir=str(root / "samples"),
-                      checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu"), log=quiet)
+    train(tiny_config(root, limit=64, epochs=1, run="e"), log=quiet)
     return root
 
 

@@ -1,8 +1,5 @@
-from pathlib import Path
-
 from dcgan.paths import default_run_name, repo_root, run_paths
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_default_roots_are_the_repo_folders_from_the_root_and_from_notebooks(monkeypatch):

@@ -11,11 +11,11 @@ and the graphs must have been replayed, with no fallback line.
 import numpy as np
 import pytest
 import torch
-from test_graphs import loss_read_on_the_host
-from test_train import quiet
 
 from dcgan import train
 from dcgan.training import graphs
+from tests.helpers import quiet
+from tests.training.test_graphs import loss_read_on_the_host
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (pytest -m cuda there)")]

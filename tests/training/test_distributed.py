@@ -17,6 +17,9 @@ from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.distributed import World
 from dcgan.training.history import read_history_csv
+from tests.helpers import tiny_settings
+
+pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 IMAGES, BATCH = 96, 32  # 3 global batches an epoch, 16 images on each of 2 ranks
@@ -29,10 +32,7 @@ def torchrun(*args, processes=2):
 
 
 def settings(root: Path, run: str, **overrides) -> dict:
-    values = dict(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=BATCH, limit=IMAGES, epochs=2,
-                  flip=True, log_every=1, run=run, data_dir=str(root / "data"), samples_dir=str(root / "samples"),
-                  checkpoints_dir=str(root / "checkpoints"), progress=False, device="cpu")
-    return {**values, **overrides}
+    return tiny_settings(root, **{**dict(batch_size=BATCH, limit=IMAGES, flip=True, log_every=1, run=run), **overrides})
 
 
 def as_flags(values: dict) -> list[str]:

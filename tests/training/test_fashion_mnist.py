@@ -2,9 +2,13 @@
 
 import math
 
+import pytest
+
 from dcgan.models.dcgan import build_models
 from dcgan.pictures.sampling import generate, noise_for
 from dcgan.training.history import read_history_csv
+
+pytestmark = pytest.mark.slow
 
 
 def corner_mean(images):

@@ -2,8 +2,8 @@
 recorded once as aten ops and replayed from the tape, Python values frozen, outside tensors mutated in place,
 host syncs refused). The model must train exactly what the eager step trains with everything a step carries,
 and must fail where a real graph would fail and the older stand-in (Rehearsal, which calls the body again)
-cannot. The self-check that guards real graphs on the GPU is tested here with the model; tests/test_cuda_graphs.py
-captures for real where a GPU is present."""
+cannot. The self-check that guards real graphs on the GPU is tested here with the model;
+tests/training/test_cuda_graphs.py captures for real where a GPU is present."""
 
 import dataclasses
 import os
@@ -12,9 +12,6 @@ import warnings
 
 import pytest
 import torch
-from replay_model import HostSync, ReplayModel
-from test_interruptions import AtStep
-from test_train import quiet, without_timing
 
 from dcgan import train
 from dcgan.config import TrainConfig
@@ -23,6 +20,9 @@ from dcgan.training import graphs, runner, speed, start, step
 from dcgan.training.ema import ema_decay
 from dcgan.training.graphs import Captured
 from dcgan.training.speed import speed_plan
+from tests.helpers import quiet, without_timing
+from tests.training.replay_model import HostSync, ReplayModel
+from tests.training.test_interruptions import AtStep
 
 # every piece of a step a graph must carry: two kinds of step, EMA, DiffAugment, labels, flips, smoothing
 EVERYTHING = dict(n_critic=2, ema=0.9, diffaugment="translation,cutout,color", conditional=True, flip=True,

@@ -10,14 +10,13 @@ import textwrap
 
 import pytest
 import torch
-from test_cli import dcgan, tiny_run_flags
-from test_train import assert_same_training_state, quiet, without_timing
 
 from dcgan import train
 from dcgan.errors import TrainingStopped
 from dcgan.files import WriteError
 from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.callbacks import Callback
+from tests.helpers import assert_same_training_state, dcgan, quiet, tiny_run_flags, without_timing
 
 # flips, label smoothing, DiffAugment and EMA: every random stream and every piece of state a resume must restore
 OPTIONS = dict(flip=True, real_label=0.9, diffaugment="translation,cutout", ema=0.9)

@@ -5,15 +5,15 @@ layout of its moments), never the checkpoint."""
 import copy
 
 import torch
-from replay_model import ReplayModel
-from test_graphs import differences, gpu_plan
-from test_train import quiet
 from torch import nn
 
 from dcgan import train
 from dcgan.config import TrainConfig
 from dcgan.models.checkpoint import load_checkpoint, save_checkpoint
 from dcgan.training.state import load_optimizer
+from tests.helpers import quiet
+from tests.training.replay_model import ReplayModel
+from tests.training.test_graphs import differences, gpu_plan
 
 CFG = TrainConfig().resolved()
 

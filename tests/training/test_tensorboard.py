@@ -16,10 +16,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dcgan import train
 from dcgan.cli import main
-
-
-def quiet(line: str) -> None:
-    pass
+from tests.helpers import quiet
 
 
 def read_events(folder: Path) -> EventAccumulator:
@@ -77,8 +74,8 @@ def test_curves_grids_and_config_match_the_run_and_go_on_across_a_resume_after_a
     assert "checkpoints_dir" not in settings  # the run's settings, not the machine's folders
 
 
-def test_fid_is_logged_at_its_epoch(fashion_classifier, small_config):
-    _, _, _, root = fashion_classifier
+def test_fid_is_logged_at_its_epoch(tiny_classifier, small_config):
+    _, _, _, root = tiny_classifier
     cfg = small_config(data="fashion-mnist", nz=100, ngf=16, ndf=16, limit=320, epochs=2, eval_every=2, eval_n=100,
                        data_dir=str(root / "data"), checkpoints_dir=str(root / "checkpoints"), run="tb-fid",
                        tensorboard=True)

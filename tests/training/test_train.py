@@ -10,10 +10,7 @@ from dcgan import train
 from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.history import COLUMNS, read_history_csv
-
-
-def quiet(_line):
-    pass
+from tests.helpers import assert_same_training_state, quiet, without_timing
 
 
 def test_a_run_writes_every_artifact(small_config, tmp_path):
@@ -76,22 +73,6 @@ def test_callbacks_see_every_step_log_and_epoch(small_config):
     assert [e for e in events if e[0] == "step"] == [("step", s) for s in range(1, 9)]
     assert [e for e in events if e[0] == "log"] == [("log", 3), ("log", 6)]
     assert events.index(("epoch", 1)) == events.index(("step", 4)) + 1
-
-
-def assert_same_training_state(first, second):
-    for net in ("generator", "discriminator"):
-        a, b = getattr(first, net).state_dict(), getattr(second, net).state_dict()
-        for name in a:
-            assert torch.equal(a[name], b[name]), f"{net}.{name} differs"
-    for opt in ("opt_g", "opt_d"):
-        a, b = getattr(first, opt).state_dict()["state"], getattr(second, opt).state_dict()["state"]
-        for index in a:
-            for key in a[index]:
-                assert torch.equal(a[index][key], b[index][key]), f"{opt} state {index}.{key} differs"
-
-
-def without_timing(rows):
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
 
 
 def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(small_config):

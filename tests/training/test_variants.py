@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_train import assert_same_training_state, without_timing
 
 from dcgan import train
 from dcgan.cli import main
@@ -16,6 +15,7 @@ from dcgan.models.checkpoint import load_checkpoint
 from dcgan.pictures.sampling import load_run
 from dcgan.training.history import METRICS
 from dcgan.training.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
+from tests.helpers import assert_same_training_state, quiet, without_timing
 
 OPTIONS = {
     "bce-smoothed": dict(real_label=0.9, fake_label=0.1),
@@ -33,10 +33,6 @@ OPTIONS = {
                        diffaugment="translation,color", lr_g=1e-4, lr_d=3e-4, n_critic=2),
 }
 ALL_OPTIONS = OPTIONS["everything"]
-
-
-def quiet(_line):
-    pass
 
 
 @pytest.mark.parametrize("name", OPTIONS)
@@ -96,7 +92,7 @@ def test_resume_restores_every_option_and_continues_exactly(small_config):
 
 
 def test_the_command_line_resume_inherits_every_option(tmp_path):
-    from test_cli import tiny_run_flags
+    from tests.helpers import tiny_run_flags
 
     flags = ["--arch", "resnet", "--loss", "hinge", "--conditional", "--spectral-norm", "--ema", "0.99",
              "--diffaugment", "cutout", "--lr-g", "1e-4", "--lr-d", "4e-4", "--n-critic", "2"]
@@ -171,8 +167,8 @@ def test_flags_for_writes_the_train_flags():
         build_parser().parse_args(["train", *flags_for(settings).split()])
 
 
-def test_compare_variants_trains_each_and_tabulates_time_and_fid(small_config, fashion_classifier, tmp_path):
-    _, _, _, root = fashion_classifier  # its classifier is cached under root/checkpoints
+def test_compare_variants_trains_each_and_tabulates_time_and_fid(small_config, tiny_classifier, tmp_path):
+    _, _, _, root = tiny_classifier  # its classifier is cached under root/checkpoints
     base = small_config(data="fashion-mnist", limit=256, epochs=1, eval_n=64, eval_features="classifier",
                         run="v", checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
                         nz=16, ngf=8, ndf=8, channels=0)
@@ -237,14 +233,14 @@ def test_sample_class_refusals(small_config, tmp_path, capsys):
     assert "--class needs a conditional run" in capsys.readouterr().err
 
 
-def test_class_accuracy_recognises_the_requested_classes(fashion_classifier):
+def test_class_accuracy_recognises_the_requested_classes(tiny_classifier):
     from torch import nn
 
     from dcgan.data.cache import load_image_data
     from dcgan.data.transforms import to_signed
     from dcgan.metrics.evaluate import class_accuracy
 
-    model, _, _, root = fashion_classifier
+    model, _, _, root = tiny_classifier
     test = load_image_data("fashion-mnist", 32, 1, root / "data", split="test", progress=False)
     by_class = [to_signed(torch.from_numpy(test.images[test.labels == k][:100])) for k in range(10)]
 
