@@ -16,7 +16,7 @@ goes to a temporary folder (--work keeps it). The checks, each reported even whe
     `sample`, `evaluate --features classifier` and `nearest` on that run;
  4. quality: the FID after the same epochs with graphs and eager, two seeds each;
  5. SIGTERM in the middle of a graphed run, then --resume to the end;
- 6. every variant graphed for real against eager (tests/test_cuda_graphs.py, `pytest -m cuda`), a row each:
+ 6. every variant graphed for real against eager (tests/training/test_cuda_graphs.py, `pytest -m cuda`), a row each:
     --n-critic 2 with EMA, DiffAugment and labels (fp32 and bf16), WGAN-GP, resnet (dropout), the self-check
     again 100 replays later, --compile inside graphs, a CPU checkpoint resumed on the GPU, a channels-last one
     resumed with --compile, and a capture made to fail (a host sync) after which the run trains eagerly.
@@ -46,6 +46,7 @@ import torchvision
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+CUDA_TESTS = REPO / "tests" / "training" / "test_cuda_graphs.py"  # the tests that capture CUDA graphs for real
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "src"))
 import bench_training  # noqa: E402
@@ -304,9 +305,10 @@ def sigterm_resume(report: Report, setup: Setup) -> None:
 
 
 def graph_variants(report: Report, setup: Setup) -> None:
-    """tests/test_cuda_graphs.py under pytest (`-m cuda`): a row per test, ok or FAILED (skipped without a GPU)."""
+    """tests/training/test_cuda_graphs.py under pytest (`-m cuda`): a row per test, ok or FAILED (skipped without a
+    GPU)."""
     results = setup.work / "cuda-tests.xml"
-    out = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", str(REPO / "tests" / "test_cuda_graphs.py"),
+    out = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", str(CUDA_TESTS),
                           "-q", "-p", "no:cacheprovider", f"--junitxml={results}",
                           f"--basetemp={setup.work / 'cuda-tests'}"], capture_output=True, text=True,
                          env=package_environment(), cwd=REPO, timeout=900)
