@@ -1,5 +1,5 @@
-"""The package's architecture stays what the README's Layout shows: folders by concern, each importing only the
-folders below it, no import cycle, nothing importing the command line.
+"""The package's architecture stays what the Layout of the README and docs/layout.md shows: folders by concern, each
+importing only the folders below it, no import cycle, nothing importing the command line.
 
 Every import statement counts, also those inside functions or under `if TYPE_CHECKING:`.
 """
@@ -170,11 +170,14 @@ def test_few_modules_at_the_top_and_every_folder_says_what_it_holds_and_may_impo
 
 
 def test_the_readme_layout_shows_one_line_a_folder_in_the_order_of_dependency():
-    readme = (PACKAGE.parents[1] / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
-    lines = [line.split()[0] for line in layout.splitlines() if line.startswith("  ") and line.split()[0].endswith("/")]
-    order = [name for name in MAY_IMPORT if name in FOLDERS]  # bottom to top, as each folder may import the earlier
-    assert lines == [f"{name}/" for name in order]
+    repo = REPO
+    for page, heading in (("README.md", "## Layout"), ("docs/layout.md", "# Layout")):  # the short tree, the full one
+        text = (repo / page).read_text()
+        layout = text[text.index(heading):]
+        lines = [line.split()[0] for line in layout.splitlines()
+                 if line.startswith("  ") and line.split()[0].endswith("/")]
+        order = [name for name in MAY_IMPORT if name in FOLDERS]  # bottom to top, as each may import the earlier
+        assert lines == [f"{name}/" for name in order], page
 
 
 def test_the_tests_mirror_the_package():

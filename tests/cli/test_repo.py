@@ -1,4 +1,4 @@
-"""The repo's promises about itself: README commands, CI script, documented flags, kept folders."""
+"""The repo's promises about itself: README commands, CI script, documented flags, kept folders, docs links."""
 
 import dataclasses
 import re
@@ -8,6 +8,7 @@ from dcgan.config import TrainConfig, flag
 from tests.helpers import REPO
 
 README = (REPO / "README.md").read_text()
+OPTIONS = (REPO / "docs" / "options.md").read_text()  # the option reference the README links to
 
 
 def readme_commands():
@@ -23,9 +24,10 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_command_verbatim
     assert any("apt-get install" in line and "dataset-fashion-mnist" in line for line in ci_lines)
 
 
-def test_every_train_option_is_in_the_readme():
+def test_every_train_option_is_in_the_option_reference():
+    assert "(docs/options.md)" in README
     for spec in dataclasses.fields(TrainConfig):
-        assert f"`--{flag(spec.name)}" in README, f"--{flag(spec.name)} is not documented in README.md"
+        assert f"`--{flag(spec.name)}" in OPTIONS, f"--{flag(spec.name)} is not documented in docs/options.md"
 
 
 def test_artifact_folders_are_kept_but_their_contents_are_ignored():
@@ -55,3 +57,35 @@ def test_every_module_and_import_the_docs_name_exists():
             assert hasattr(found, name), f"{dotted} has no {name}"
     for statement in statements:
         exec(statement.split("#")[0], {})
+
+
+def anchors(markdown):
+    """The anchors GitHub gives the headings of a Markdown text (outside code blocks)."""
+    found, fence = set(), False
+    for line in markdown.splitlines():
+        fence ^= line.startswith("```")
+        if not fence and re.match(r"#{1,6} ", line):
+            found.add(re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-"))
+    return found
+
+
+def links(markdown):
+    """Every link target of a Markdown text outside code blocks: [text](target) and <img src="target">."""
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    return re.findall(r"\]\(([^)\s]+)\)", prose) + re.findall(r'src="([^"]+)"', prose)
+
+
+def test_every_link_of_the_readme_and_the_docs_resolves_and_every_docs_page_is_linked():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target in links(page.read_text()):
+            if re.match(r"\w+://|mailto:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.relative_to(REPO)} links to missing {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in anchors(linked.read_text()), f"{page.relative_to(REPO)}: {path} has no #{anchor}"
+    readme_links = {target.partition("#")[0] for target in links(README)}
+    for page in pages[1:]:
+        assert f"docs/{page.name}" in readme_links, f"README.md does not link docs/{page.name}"
