@@ -31,7 +31,7 @@ _EXPORTS = {
     "noise_for": "pictures.sampling",
     "grid_image": "pictures.grids",
     "save_grid": "pictures.grids",
-    "history_figure": "pictures.plots",
+    "history_figure": "training.history",
     "evaluate": "metrics.evaluate",
     "read_history_csv": "training.history",
     "run_paths": "paths",
