@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageSequence
 
 from dcgan import TrainConfig
 
@@ -39,6 +40,12 @@ def tiny_settings(root: Path, **overrides) -> dict:
 def tiny_config(root: Path, **overrides) -> TrainConfig:
     """tiny_settings as a TrainConfig."""
     return TrainConfig(**tiny_settings(root, **overrides))
+
+
+def gif_frames(path: Path) -> list[Image.Image]:
+    """The frames of a GIF as RGB images, in order."""
+    with Image.open(path) as animation:
+        return [frame.convert("RGB") for frame in ImageSequence.Iterator(animation)]
 
 
 def assert_same_training_state(first, second):

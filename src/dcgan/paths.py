@@ -72,10 +72,6 @@ class RunPaths:
     def progress_gif(self) -> Path:
         return self.samples / "progress.gif"
 
-    @property
-    def interpolation_gif(self) -> Path:
-        return self.samples / "interpolation.gif"
-
     def epoch_grids(self) -> list[Path]:
         return epoch_files(self.samples, "png")
 

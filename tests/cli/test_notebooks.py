@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from dcgan import TrainConfig
-from dcgan.pictures.animation import gif_frames
-from tests.helpers import REPO
+from tests.helpers import REPO, gif_frames
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.data.transforms import fit_square, image_to_array, random_flip, to_channels, to_signed, to_unit
+from dcgan.data.batches import epoch_plan
+from dcgan.data.transforms import fit_square, image_to_array, mirror_where, to_channels, to_signed, to_unit
 
 
 def test_uint8_to_signed_and_back_is_exact():
@@ -55,6 +56,12 @@ def test_transparent_pixels_become_white():
     image.putpixel((1, 0), (0, 0, 0, 0))
     array = np.asarray(to_channels(image, 3))
     assert tuple(array[0, 0]) == (255, 0, 0) and tuple(array[0, 1]) == (255, 255, 255)
+
+
+def random_flip(images, generator):
+    """The flips of training: an epoch's coins (batches.epoch_plan), applied by mirror_where."""
+    _, coins = epoch_plan(len(images), 1, len(images), True, generator)
+    return mirror_where(images, coins)
 
 
 def test_random_flip_mirrors_about_half_and_repeats_with_the_seed():

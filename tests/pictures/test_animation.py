@@ -10,8 +10,9 @@ from PIL import Image
 from torch import nn
 
 from dcgan import train
-from dcgan.pictures.animation import LABEL_HEIGHT, gif_frames, save_interpolation_gif, spread
+from dcgan.pictures.animation import LABEL_HEIGHT, save_interpolation_gif, spread
 from dcgan.pictures.latent import loop_through, most_influential, rank_coordinates
+from tests.helpers import gif_frames
 
 
 def closest(frame: Image.Image, grids: list[np.ndarray]) -> int:

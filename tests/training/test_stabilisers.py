@@ -8,7 +8,7 @@ from torch import nn
 from dcgan.config import TrainConfig
 from dcgan.models.build import build_networks
 from dcgan.training.augment import POLICIES, cutout, diff_augment, translation
-from dcgan.training.ema import ema_copy, ema_decay, update_ema
+from dcgan.training.ema import ema_copy, ema_decay, move_ema
 
 
 def test_ema_weights_move_as_the_formula_says():
@@ -20,7 +20,7 @@ def test_ema_weights_move_as_the_formula_says():
         for p in generator.parameters():
             p.add_(1.0)
         generator[1].running_mean.fill_(0.7)
-    update_ema(average, generator, 0.999, updates=20000)
+    move_ema(average, generator, 1.0 - ema_decay(0.999, 20000))  # as step.begin_step shares it
     assert ema_decay(0.999, 20000) == 0.999
     for old, new, weight in zip(before, average.parameters(), generator.parameters()):
         assert torch.allclose(new, 0.999 * old + 0.001 * weight)
@@ -36,7 +36,7 @@ def test_ema_warms_up_so_the_random_start_is_forgotten():
     old = average.weight.detach().clone()
     with torch.no_grad():
         generator.weight.add_(1.0)
-    update_ema(average, generator, 0.999, updates=1)
+    move_ema(average, generator, torch.tensor(1.0 - ema_decay(0.999, 1)))  # a device tensor, as in training
     assert torch.allclose(average.weight, 2 / 11 * old + 9 / 11 * generator.weight)
 
 

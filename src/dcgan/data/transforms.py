@@ -75,12 +75,6 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.clamp(-1.0, 1.0).add(1.0).div(2.0)
 
 
-def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 1/2, the coin drawn from `generator` (on the CPU)."""
-    coins = torch.rand(images.shape[0], generator=generator) < 0.5
-    return mirror_where(images, coins.to(images.device))
-
-
 def mirror_where(images: torch.Tensor, coins: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images (N, C, H, W) whose coin (N,) is True."""
     return torch.where(coins.view(-1, 1, 1, 1), images.flip(-1), images)

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageSequence
+from PIL import Image, ImageDraw
 
 from ..data.decode import read_image
 from ..files import atomic_write_bytes
@@ -80,8 +80,3 @@ def save_interpolation_gif(generator, nz: int, path: Path, loops: int = 8, point
     frames = [generate(generator, paths[:, t]) for t in range(paths.shape[1])]
     return save_images_gif(frames, path, nrow=loops)
 
-
-def gif_frames(path: Path) -> list[Image.Image]:
-    """The frames of a GIF as RGB images, in order (to check or show one)."""
-    with Image.open(path) as animation:
-        return [frame.convert("RGB") for frame in ImageSequence.Iterator(animation)]

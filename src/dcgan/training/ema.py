@@ -24,11 +24,6 @@ def ema_decay(decay: float, updates: int) -> float:
     return min(decay, (1 + updates) / (10 + updates))
 
 
-def update_ema(ema: nn.Module, generator: nn.Module, decay: float, updates: int) -> None:
-    """Move the average towards G's weights after G's `updates`-th step."""
-    move_ema(ema, generator, 1.0 - ema_decay(decay, updates))
-
-
 @torch.no_grad()
 def move_ema(ema: nn.Module, generator: nn.Module, share: float | torch.Tensor) -> None:
     """ema += share * (weights - ema); `share` may be a 0-d tensor on the device that is filled before each step,
