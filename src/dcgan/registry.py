@@ -57,6 +57,7 @@ LOSSES = Registry("loss", {
     "lsgan": "dcgan.models.losses:LSGAN",
     "hinge": "dcgan.models.losses:HINGE",
     "wgan-gp": "dcgan.models.losses:WGAN_GP",
+    "relativistic": "dcgan.models.losses:RELATIVISTIC",
 })
 
 # --- architectures (models/architectures.py): one spec per design of G and of D; --arch names a family, a G and

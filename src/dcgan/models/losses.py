@@ -89,7 +89,19 @@ class WassersteinGPLoss(Loss):
         return -fake.mean()
 
 
+class RelativisticAverageLoss(Loss):
+    """RaGAN (Jolicoeur-Martineau, 2019): D judges whether a real image is more realistic than the average generated
+    one, and the other way round; G's loss is the mirror image, so it learns from the real images' outputs too."""
+
+    def d_loss(self, real, fake, real_label, fake_label):
+        return bce_to(real - fake.mean(), 1.0) + bce_to(fake - real.mean(), 0.0)
+
+    def g_loss(self, real, fake):
+        return bce_to(fake - real.mean(), 1.0) + bce_to(real - fake.mean(), 0.0)
+
+
 BCE, LSGAN, HINGE, WGAN_GP = BCELoss(), LeastSquaresLoss(), HingeLoss(), WassersteinGPLoss()
+RELATIVISTIC = RelativisticAverageLoss()
 
 
 def bce_to(logits: torch.Tensor, target: float) -> torch.Tensor:
