@@ -1,10 +1,14 @@
 """The four losses on hand-picked outputs, and WGAN-GP's gradient penalty against hand-computed values."""
 
+import math
+
 import pytest
 import torch
 
+from dcgan import train
 from dcgan.models.losses import gradient_penalty
 from dcgan.registry import LOSSES
+from tests.helpers import quiet
 
 
 def discriminator_loss(real, fake, real_label=1.0, fake_label=0.0, loss="bce"):
@@ -76,3 +80,19 @@ def test_every_registered_loss_is_a_whole_spec():
         assert torch.isfinite(loss.d_loss(REAL, FAKE, 1.0, 0.0)) and torch.isfinite(loss.g_loss(REAL, FAKE))
     assert [name for name in LOSSES.names if LOSSES.spec(name).penalised] == ["wgan-gp"]
     assert [name for name in LOSSES.names if LOSSES.spec(name).targets] == ["bce", "lsgan"]
+
+
+def test_the_relativistic_average_loss_matches_its_formula():
+    # D: is a real image more realistic than the average generated one (mean FAKE = -1.25), and a generated one
+    # less so than the average real one (mean REAL = 0.5)? G: the mirror image.
+    d = (bce(3.25, 1) + bce(0.25, 1)) / 2 + (bce(0.0, 0) + bce(-3.5, 0)) / 2
+    g = (bce(0.0, 1) + bce(-3.5, 1)) / 2 + (bce(3.25, 0) + bce(0.25, 0)) / 2
+    assert discriminator_loss(REAL, FAKE, loss="relativistic").item() == pytest.approx(d, rel=1e-5)
+    assert generator_loss(FAKE, "relativistic", real=REAL).item() == pytest.approx(g, rel=1e-5)
+
+
+def test_a_relativistic_run_trains_and_its_outputs_are_scores(small_config):
+    state = train(small_config(epochs=1, loss="relativistic"), log=quiet)
+    row = state.history[-1]
+    assert all(math.isfinite(row[name]) for name in ("loss_D", "loss_G", "D_x", "D_G_z"))
+    assert not LOSSES.spec("relativistic").probabilities and state.cfg.n_critic == 1
