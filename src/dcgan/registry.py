@@ -58,3 +58,10 @@ LOSSES = Registry("loss", {
     "hinge": "dcgan.training.losses:HINGE",
     "wgan-gp": "dcgan.training.losses:WGAN_GP",
 })
+
+# --- weights (models/runs.py): which of a checkpoint's generators a RunReference loads
+WEIGHTS = Registry("weights", {
+    "auto": "dcgan.models.runs:auto_weights",  # the moving average of G when the run kept one (--ema), else G's own
+    "ema": "dcgan.models.runs:ema_weights",
+    "raw": "dcgan.models.runs:raw_weights",
+})
