@@ -179,9 +179,9 @@ def check_out(out: Path, names: tuple[str, ...]) -> None:
 
 def write_export_folder(out: Path, generator: nn.Module, settings: dict[str, Any],
                         files: Mapping[str, Callable[[Path], None]]) -> None:
-    """Write the export folder `out` (checked with check_out): G and config.json, then each of `files` (name ->
-    what writes it to the path given). All is written into a new folder beside `out`, then put in its place whole:
-    an earlier export there is replaced in one step, and a failure on the way leaves it as it was."""
+    """Write the export folder `out` (checked beforehand with check_out): G and config.json, then each of `files`
+    (name -> what writes it to the path given). All is written into a new folder beside `out`, then put in its
+    place whole: an earlier export there is replaced in one step, and a failure on the way leaves it as it was."""
     with staging_folder(out) as staging:
         write_export(staging, generator, settings)
         for name, write in files.items():
