@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .checks import check_number, check_places, check_run_name
+from .checks import check_number, check_places
 from .config import TrainConfig, fields_with, flag, help_of, preset_settings
 from .errors import TrainingStopped, UserError, first_line, out_of_memory
 from .presets import PRESETS
+from .registry import WEIGHTS
+
+if TYPE_CHECKING:
+    from .models.runs import RunReference
 
 SEED = (0, 2**32 - 1)
 # (lowest, highest) of the other commands' number flags; None: no upper bound (train's are its settings' limits)
@@ -27,6 +30,11 @@ COMMAND_LIMITS = {
     "evaluate": {"n": (2, 1_000_000), "face_n": (1, 100_000), "seed": SEED},
     "nearest": {"n": (2, 100_000), "show": (1, 64), "seed": SEED},
     "prepare": {"min_face": (1, 100_000), "workers": (0, 1024)},
+}
+# The folder flags of a RunReference, for the commands that read or write there
+FOLDER_FLAGS = {
+    "samples_dir": "root folder of the run's pictures (default: the repo's samples/)",
+    "data_dir": "folder of datasets (default: data/; a checkpoint never chooses a folder)",
 }
 # What to lower when a command runs out of memory
 MEMORY_ADVICE = {
@@ -72,7 +80,7 @@ def build_parser() -> OneLineParser:
 
     sample = commands.add_parser("sample", parents=[common], help="draw new images from a trained run's checkpoint",
                                  description="Draw images from a checkpoint into one PNG grid.")
-    add_checkpoint_flags(sample)
+    add_reference_flags(sample, "samples_dir")
     sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images "
                         "(default: 0)")
@@ -80,12 +88,10 @@ def build_parser() -> OneLineParser:
     sample.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
                         help="conditional runs: draw only class K (default: one row per class)")
     sample.add_argument("--out", default="", help="PNG file to write (default: samples/<run>/sample_seed<seed>.png)")
-    sample.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where to run G (default: auto)")
     evaluate = commands.add_parser("evaluate", parents=[common], help="FID, KID, precision and recall of a run",
                                    description="Compare N generated images with N real ones of the run's dataset; "
                                    "writes checkpoints/<run>/eval_<epoch>.json.")
-    add_checkpoint_flags(evaluate)
+    add_reference_flags(evaluate, "data_dir")
     evaluate.add_argument("--n", type=int, default=10000, help="images on each side (default: 10000)")
     add_feature_flags(evaluate)
     evaluate.add_argument("--faces", default="auto", choices=("auto", "anime", "human", "none"),
@@ -93,7 +99,7 @@ def build_parser() -> OneLineParser:
                           "(default: auto)")
     evaluate.add_argument("--face-n", type=int, default=1000, help="images a side for the face rate "
                           "(default: 1000)")
-    add_run_flags(evaluate)
+    add_measuring_flags(evaluate)
 
     nearest = commands.add_parser("nearest", parents=[common], help="memorization check: generated images "
                                   "next to their nearest training images",
@@ -101,13 +107,12 @@ def build_parser() -> OneLineParser:
                                   "feature and pixel space) and compare the distances with real images the model "
                                   "never saw; writes samples/<run>/nearest.png and checkpoints/<run>/"
                                   "nearest_<epoch>.json.")
-    add_checkpoint_flags(nearest)
+    add_reference_flags(nearest, "samples_dir", "data_dir")
     nearest.add_argument("--n", type=int, default=1000, help="generated images, and as many baseline real images "
                          "(default: 1000)")
     nearest.add_argument("--show", type=int, default=8, help="closest pairs drawn in nearest.png (default: 8)")
-    nearest.add_argument("--samples-dir", default="", help="root folder for nearest.png (default: the run's)")
     add_feature_flags(nearest)
-    add_run_flags(nearest)
+    add_measuring_flags(nearest)
 
     export = commands.add_parser("export", parents=[common], help="a run's generator as a folder to share "
                                  "(safetensors, config.json, model card)",
@@ -115,11 +120,9 @@ def build_parser() -> OneLineParser:
                                  "only, no pickle) and config.json, the layout of Hugging Face's "
                                  "PyTorchModelHubMixin, with samples.png and a model card (README.md). sample, "
                                  "evaluate, nearest and the notebooks load such a folder with --checkpoint DIR.")
-    add_checkpoint_flags(export)
+    add_reference_flags(export, device="cpu")
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write (made when missing; an earlier "
                         "export there is replaced)")
-    export.add_argument("--weights", default="auto", choices=("auto", "ema", "raw"), help="auto: the moving "
-                        "average of G when the run kept one (--ema), else G's own weights (default: auto)")
 
     prepare = commands.add_parser("prepare", parents=[common], help="make a training folder from raw pictures, "
                                   "cropping faces", description="Write square training images from the pictures "
@@ -150,29 +153,42 @@ def add_feature_flags(parser: argparse.ArgumentParser) -> None:
                         "weights-inception-2015-12-05-6726825d.pth)")
 
 
-def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
+def add_reference_flags(parser: argparse.ArgumentParser, *folders: str, device: str = "auto") -> None:
+    """The flags of the RunReference that sample, evaluate, nearest and export load (see run_reference): which
+    run, which of its weights, on which device, and the folders among FOLDER_FLAGS the command uses."""
     parser.add_argument("--run", default="", help="run name: uses checkpoints/<run>/last.pt")
     parser.add_argument("--checkpoint", default="", help="a specific checkpoint file (instead of --run's last.pt), "
                         "or a folder written by export")
     parser.add_argument("--checkpoints-dir", default="", help="root folder of checkpoints (default: the repo's "
                         "checkpoints/)")
+    for name in folders:
+        parser.add_argument(f"--{flag(name)}", default="", help=FOLDER_FLAGS[name])
+    parser.add_argument("--weights", default="auto", choices=WEIGHTS.names, help="auto: the moving average of G "
+                        "when the run kept one (--ema), else G's own weights; ema or raw: those, or an error (an "
+                        "exported folder holds one of them) (default: auto)")
+    parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"),
+                        help=f"where to run G (default: {device})")
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default="", help="folder of datasets (default: data/; a checkpoint never "
-                        "chooses a folder)")
+def run_reference(args: argparse.Namespace) -> RunReference:
+    """The RunReference the flags of add_reference_flags name (a folder flag the command lacks stays empty)."""
+    from .models.runs import RunReference
+
+    return RunReference(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(RunReference)
+                           if hasattr(args, spec.name)})
+
+
+def add_measuring_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="picks the real images and the noise (default: 0)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="show progress bars (default: on)")
 
 
 def check_command_flags(args: argparse.Namespace) -> None:
-    """The number, run-name and path flags of every command but train (whose flags TrainConfig checks)."""
+    """The number and path flags of every command but train (whose flags TrainConfig checks; the run flags are
+    RunReference's)."""
     for name, (low, high) in COMMAND_LIMITS.get(args.command, {}).items():
         check_number(name, getattr(args, name), low, high)
-    if getattr(args, "run", ""):
-        check_run_name(args.run)
     check_places(args, fields_with("place", "folder"))
     if args.command == "sample" and args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
@@ -181,11 +197,8 @@ def check_command_flags(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from .metrics.evaluate import evaluate, result_table
 
-    if not args.run and not args.checkpoint:
-        raise UserError("evaluate needs --run NAME or --checkpoint PATH")
-    result = evaluate(args.run, args.n, args.features, args.checkpoint, args.checkpoints_dir, args.data_dir,
-                      args.device, args.seed, args.progress, inception_weights=args.inception_weights,
-                      faces=args.faces, face_n=args.face_n)
+    result = evaluate(run_reference(args), n=args.n, features=args.features, seed=args.seed, progress=args.progress,
+                      inception_weights=args.inception_weights, faces=args.faces, face_n=args.face_n)
     print(result_table(result))
     print(f"wrote {result['path']}")
 
@@ -193,25 +206,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_nearest(args: argparse.Namespace) -> None:
     from .metrics.nearest import nearest, nearest_table
 
-    if not args.run and not args.checkpoint:
-        raise UserError("nearest needs --run NAME or --checkpoint PATH")
-    result = nearest(args.run, args.n, args.features, args.checkpoint, args.checkpoints_dir, args.data_dir,
-                     args.inception_weights, args.show, args.device, args.seed, args.progress,
-                     samples_dir=args.samples_dir)
+    result = nearest(run_reference(args), n=args.n, features=args.features, show=args.show, seed=args.seed,
+                     progress=args.progress, inception_weights=args.inception_weights)
     print(nearest_table(result))
     print(f"wrote {result['figure']} and {result['path']}")
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from .paths import run_paths
-    from .pictures.model_card import export_run
+    from .pictures.commands import export
 
-    if not args.run and not args.checkpoint:
-        raise UserError("export needs --run NAME or --checkpoint PATH")
-    if args.checkpoint and Path(args.checkpoint).is_dir():
-        raise UserError(f"--checkpoint {args.checkpoint} is a folder: export reads a checkpoint file (.pt)")
-    export_run(run_paths(args.run, "", args.checkpoints_dir).checkpoint_file(args.checkpoint), Path(args.out),
-               args.weights)
+    export(run_reference(args), args.out)
 
 
 def run_prepare(args: argparse.Namespace) -> None:
@@ -239,39 +243,11 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    from .paths import run_paths
-    from .pictures.grids import save_grid
-    from .pictures.sampling import generate, load_run, noise_for
+    from .pictures.commands import sample
 
-    if not args.run and not args.checkpoint:
-        raise UserError("sample needs --run NAME or --checkpoint PATH")
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
-    generator, cfg, _ = load_run(args.run, args.checkpoints_dir, args.checkpoint, args.device)
-    labels, nrow = sample_labels(cfg, args.n, args.class_index)
-    images = generate(generator, noise_for(args.n, cfg.nz, args.seed), labels=labels)
-    name = f"sample_seed{args.seed}" + ("" if args.class_index is None else f"_class{args.class_index}")
-    out = Path(args.out) if args.out else run_paths(args.run or cfg.run).samples / f"{name}.png"
-    save_grid(images, out, nrow=args.nrow or nrow or math.ceil(math.sqrt(args.n)))
-    print(f"wrote {args.n} images from {args.checkpoint or args.run} to {out}")
-
-
-def sample_labels(cfg: TrainConfig, n: int, class_index: int | None):
-    """(labels, images per row) for `sample`: all of class K, or one row per class; (None, 0) when unconditional."""
-    import torch
-
-    from .models.conditional import class_rows
-
-    if not cfg.conditional:
-        if class_index is not None:
-            raise UserError(f"--class needs a conditional run; run '{cfg.run}' was trained without --conditional")
-        return None, 0
-    if class_index is None:
-        per_class = math.ceil(n / cfg.classes)
-        return class_rows(cfg.classes, per_class)[:n], per_class
-    if not 0 <= class_index < cfg.classes:
-        raise UserError(f"--class {class_index} is out of range: run '{cfg.run}' has classes 0 to {cfg.classes - 1}")
-    return torch.full((n,), class_index), 0
+    reference = run_reference(args)
+    out = sample(reference, n=args.n, seed=args.seed, nrow=args.nrow, class_index=args.class_index, out=args.out)
+    print(f"wrote {args.n} images from {reference.shown} to {out}")
 
 
 def reports_mistakes(command: str) -> bool:

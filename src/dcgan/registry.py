@@ -72,3 +72,10 @@ DISCRIMINATORS = Registry("discriminator", {
     "resnet": "dcgan.models.architectures:RESNET_D",
     "mlp": "dcgan.models.architectures:MLP_D",
 })
+
+# --- weights (models/runs.py): which of a checkpoint's generators a RunReference loads
+WEIGHTS = Registry("weights", {
+    "auto": "dcgan.models.runs:auto_weights",  # the moving average of G when the run kept one (--ema), else G's own
+    "ema": "dcgan.models.runs:ema_weights",
+    "raw": "dcgan.models.runs:raw_weights",
+})

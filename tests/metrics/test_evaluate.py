@@ -10,6 +10,7 @@ from dcgan.data.cache import load_image_data
 from dcgan.metrics.classifier import classifier_file, load_or_train_classifier
 from dcgan.metrics.evaluate import compare_features, evaluate, extract
 from dcgan.models.dcgan import build_models
+from dcgan.models.runs import RunReference
 from dcgan.pictures.sampling import generate, noise_for
 
 N = 2000
@@ -59,8 +60,8 @@ def test_fid_orders_real_data_trained_and_untrained_generators(classifier, fashi
 @pytest.mark.slow
 def test_evaluate_writes_the_numbers_and_the_command_prints_them(classifier, fashion_run, capsys):
     _, accuracy, _, root = classifier
-    result = evaluate("fm", n=500, checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
-                      device="cpu", progress=False, log=lambda line: None)
+    result = evaluate(RunReference("fm", checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
+                                   device="cpu"), n=500, progress=False, log=lambda line: None)
     saved = json.loads((root / "checkpoints" / "fm" / "eval_002.json").read_text())
     for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "features", "n_real", "n_fake", "seconds"):
         assert key in saved

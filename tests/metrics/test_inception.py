@@ -21,6 +21,7 @@ from dcgan.metrics.inception import (
     read_weights,
     to_inception_input,
 )
+from dcgan.models.runs import RunReference
 
 CPU = torch.device("cpu")
 
@@ -115,8 +116,8 @@ def test_evaluate_and_the_command_run_on_inception_features(random_inception_wei
 
     train(small_config(epochs=1, limit=64), log=lambda line: None)  # synthetic shapes: unlabelled
     where = dict(checkpoints_dir=str(tmp_path / "checkpoints"), data_dir=str(tmp_path / "data"))
-    result = evaluate("test", n=24, features="inception", inception_weights=str(random_inception_weights),
-                      device="cpu", progress=False, log=lambda line: None, **where)
+    result = evaluate(RunReference("test", device="cpu", **where), n=24, features="inception",
+                      inception_weights=str(random_inception_weights), progress=False, log=lambda line: None)
     saved = json.loads((tmp_path / "checkpoints" / "test" / "eval_001.json").read_text())
     assert saved["features"].startswith("Inception-v3") and saved["n_real"] == saved["n_fake"] == 24
     assert saved["fid"] == result["fid"] and result["fid"] >= 0 and 0 <= result["precision"] <= 1

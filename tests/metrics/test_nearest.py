@@ -8,6 +8,7 @@ import torch
 from dcgan.cli import main
 from dcgan.data.cache import load_image_data
 from dcgan.metrics.nearest import compare_in_space, nearest, nearest_neighbours
+from dcgan.models.runs import RunReference
 
 
 def brute_force(queries, reference, exclude_self=False):
@@ -47,8 +48,8 @@ def test_nearest_on_a_real_run_writes_the_figure_and_statistics(fashion_run, tin
     _, _, _, root = tiny_classifier
     where = dict(checkpoints_dir=str(root / "checkpoints"), data_dir=str(root / "data"),
                  samples_dir=str(root / "samples"))  # a checkpoint never chooses a folder: every one is named
-    result = nearest("fm", n=300, features="classifier", device="cpu", progress=False, log=lambda line: None,
-                     **where)
+    result = nearest(RunReference("fm", device="cpu", **where), n=300, features="classifier", progress=False,
+                     log=lambda line: None)
     saved = json.loads((root / "checkpoints" / "fm" / "nearest_002.json").read_text())
     assert saved["baseline"] == "test images" and saved["n_train"] == 64 * 150
     for space in ("feature", "pixel"):
@@ -70,8 +71,8 @@ def test_unlabelled_data_without_inception_falls_back_to_pixels(small_config, tm
 
     train(small_config(epochs=1, limit=64), log=lambda line: None)
     lines = []
-    result = nearest("test", n=16, checkpoints_dir=str(tmp_path / "checkpoints"), data_dir=str(tmp_path / "data"),
-                     device="cpu", progress=False, log=lines.append)
+    result = nearest(RunReference("test", checkpoints_dir=str(tmp_path / "checkpoints"),
+                                  data_dir=str(tmp_path / "data"), device="cpu"), progress=False, log=lines.append)
     assert "feature" not in result and result["pixel"]["baseline"]["median"] > 0
     assert result["baseline"].startswith("training images") and "pixel space only" in lines[0]
     assert main(["nearest", "--run", "test", "--features", "classifier", "--checkpoints-dir",

@@ -148,12 +148,14 @@ BEFORE_FOLDERS = Path(__file__).parent / "fixtures" / "written_before_folders"
 
 def test_a_checkpoint_written_before_the_folders_loads_draws_and_resumes_as_it_did(tmp_path):
     from dcgan.cli import main
-    from dcgan.pictures.sampling import generate, load_generator
+    from dcgan.models.runs import load_generator
+    from dcgan.pictures.sampling import generate
 
     expected = torch.load(BEFORE_FOLDERS / "expected.pt", weights_only=True)
     payload = load_checkpoint(BEFORE_FOLDERS / "mid_epoch.pt")
     assert (payload["format_version"], payload["epoch"], payload["step"], payload["epoch_step"]) == (2, 1, 6, 2)
-    generator, cfg, _ = load_generator(BEFORE_FOLDERS / "mid_epoch.pt", torch.device("cpu"))
+    loaded = load_generator(BEFORE_FOLDERS / "mid_epoch.pt", torch.device("cpu"))
+    generator, cfg = loaded.generator, loaded.cfg
     assert cfg.conditional and cfg.ema == 0.9
     drawn = generate(generator, expected["noise"])
     torch.testing.assert_close(drawn, expected["drawn"], rtol=1e-4, atol=1e-6)
@@ -165,7 +167,8 @@ def test_a_checkpoint_written_before_the_folders_loads_draws_and_resumes_as_it_d
                "--checkpoints-dir", str(tmp_path / "checkpoints")]
     assert main(["train", "--run", "old", "--resume", "--epochs", "2", "--precision", "fp32", "--device", "cpu",
                  "--no-progress", *folders]) == 0
-    resumed, _, saved = load_generator(run / "last.pt", torch.device("cpu"))
+    loaded = load_generator(run / "last.pt", torch.device("cpu"))
+    resumed, saved = loaded.generator, loaded.saved
     assert (saved["epoch"], saved["step"], saved["epoch_step"]) == (2, 8, 0)
     torch.testing.assert_close(generate(resumed, expected["noise"]), expected["resumed"], rtol=1e-4, atol=1e-6)
     assert (expected["resumed"] - drawn).abs().max() > 100 * 1e-6  # the two steps change what G draws

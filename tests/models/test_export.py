@@ -16,10 +16,10 @@ from dcgan import train
 from dcgan.cli import main
 from dcgan.models.checkpoint import load_checkpoint, restore_networks, restore_sampler
 from dcgan.models.export import ExportedGenerator
+from dcgan.models.runs import RunReference, load_notebook_run, load_run
 from dcgan.pictures.grids import grid_image
 from dcgan.pictures.model_card import sample_images
-from dcgan.pictures.notebook import load_notebook_run
-from dcgan.pictures.sampling import generate, load_run, noise_for
+from dcgan.pictures.sampling import generate, noise_for
 from tests.helpers import quiet
 
 # the test extra installs it; a GPU machine without it (`pytest -m cuda` there) skips this file
@@ -58,10 +58,11 @@ def test_an_export_draws_what_its_checkpoint_draws_through_sample_load_run_and_t
     noise = noise_for(12, 16, seed=3)
     expected = generate(restore_sampler(payload, state.paths.last_checkpoint), noise)
     assert not torch.equal(expected, generate(restore_networks(payload, state.paths.last_checkpoint)[0], noise))
-    generator, cfg, about = load_run(checkpoint=str(out), device="cpu")
+    run = load_run(checkpoint=str(out), device="cpu")
+    generator, cfg, about = run.generator, run.cfg, run.saved
     assert torch.equal(generate(generator, noise), expected)  # the moving average, exactly
     assert (cfg.run, cfg.data, cfg.image_size, about["epoch"]) == ("test", "synthetic", 32, 2)
-    generator, _, _ = load_notebook_run("no-such-run", checkpoint=str(out), say=quiet)
+    generator = load_notebook_run(RunReference("no-such-run", checkpoint=str(out)), say=quiet).generator
     assert torch.equal(generate(generator, noise), expected)
     grid = np.asarray(Image.open(out / "samples.png"))
     assert np.array_equal(grid, np.asarray(grid_image(sample_images(generator, cfg), 8)))
@@ -72,7 +73,8 @@ def test_an_export_draws_what_its_checkpoint_draws_through_sample_load_run_and_t
     assert main(["sample", "--checkpoint", str(out), "--n", "9", "--out", str(by_export)]) == 0
     assert by_run.read_bytes() == by_export.read_bytes()
     assert export(state, out, "--weights", "raw") == 0  # an earlier export is replaced
-    generator, _, about = load_run(checkpoint=str(out), device="cpu")
+    run = load_run(checkpoint=str(out), device="cpu")
+    generator, about = run.generator, run.saved
     assert about["weights"] == "raw"
     assert torch.equal(generate(generator, noise),
                        generate(restore_networks(payload, state.paths.last_checkpoint)[0], noise))
@@ -82,12 +84,13 @@ def test_the_folder_is_what_hugging_faces_mixin_saves_and_loads(ema_run, tmp_pat
     state, out = ema_run
     assert export(state, out) == 0
     noise = noise_for(6, 16, seed=0)
-    generator, _, _ = load_run(checkpoint=str(out), device="cpu")
+    generator = load_run(checkpoint=str(out), device="cpu").generator
     hub = HubGenerator.from_pretrained(str(out)).eval()  # a local folder: no network
     assert torch.equal(generate(hub, noise), generate(generator, noise))
     hub.save_pretrained(tmp_path / "resaved")
     assert {"config.json", "model.safetensors"} <= {path.name for path in (tmp_path / "resaved").iterdir()}
-    again, cfg, _ = load_run(checkpoint=str(tmp_path / "resaved"), device="cpu")
+    run = load_run(checkpoint=str(tmp_path / "resaved"), device="cpu")
+    again, cfg = run.generator, run.cfg
     assert torch.equal(generate(again, noise), generate(generator, noise)) and cfg.run == "test"
 
 

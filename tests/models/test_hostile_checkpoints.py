@@ -140,9 +140,9 @@ def test_a_checkpoint_never_chooses_a_folder(good_checkpoint, sandbox, capsys, t
     payload["config"].update(samples_dir=str(elsewhere), checkpoints_dir=str(elsewhere), data_dir=str(elsewhere))
     path = sandbox.work / "places.pt"
     torch.save(payload, path)
-    from dcgan.pictures.sampling import load_generator
+    from dcgan.models.runs import load_generator
 
-    _, cfg, _ = load_generator(path, torch.device("cpu"))
+    cfg = load_generator(path, torch.device("cpu")).cfg
     assert (cfg.samples_dir, cfg.checkpoints_dir, cfg.data_dir) == ("", "", "")
     code, _ = sandbox(["sample", "--checkpoint", str(path), "--out", str(sandbox.named / "g.png"), "--n", "4"], capsys)
     assert code == 0 and (sandbox.named / "g.png").is_file() and not elsewhere.exists()

@@ -9,10 +9,10 @@ from dcgan import train
 from dcgan.data.cache import load_image_data
 from dcgan.device import SIZED_FOR, sized_for_device
 from dcgan.models.mlp import MLPDiscriminator, MLPGenerator
+from dcgan.models.runs import RunReference, load_run
 from dcgan.pictures.grids import grid_cells, grid_image
 from dcgan.pictures.notebook import ShowEpochGrids, png_of
 from dcgan.pictures.plots import comparison_figure, pixel_histogram, progression_figure, rows_figure
-from dcgan.pictures.sampling import load_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -29,8 +29,8 @@ def test_mlp_gan_matches_the_write_ups_network():
 def test_the_mlp_gan_trains_through_the_same_loop_and_resumes(small_config, tmp_path):
     state = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=1), log=lambda _: None)
     assert isinstance(state.nets.generator, MLPGenerator)
-    generator, cfg, _ = load_run("test", str(tmp_path / "checkpoints"), device="cpu")
-    assert isinstance(generator, MLPGenerator) and cfg.image_size == 28
+    run = load_run(run="test", checkpoints_dir=str(tmp_path / "checkpoints"), device="cpu")
+    assert isinstance(run.generator, MLPGenerator) and run.cfg.image_size == 28
     resumed = train(small_config(arch="mlp", image_size=28, hidden=32, epochs=2, resume=True), log=lambda _: None)
     assert resumed.epoch == 2
 
@@ -84,7 +84,7 @@ def test_load_run_without_a_checkpoint_says_what_to_do(tmp_path):
     from dcgan.errors import UserError
 
     with pytest.raises(UserError, match="no checkpoint at .* train run 'ghost' first"):
-        load_run("ghost", str(tmp_path))
+        load_run(run="ghost", checkpoints_dir=str(tmp_path))
 
 
 def test_a_notebook_loads_the_latest_run_when_its_run_has_none_and_says_so(small_config, tmp_path):
@@ -92,22 +92,22 @@ def test_a_notebook_loads_the_latest_run_when_its_run_has_none_and_says_so(small
 
     from dcgan import train
     from dcgan.errors import UserError
-    from dcgan.pictures.notebook import load_notebook_run
+    from dcgan.models.runs import load_notebook_run
 
     root = str(tmp_path / "checkpoints")
     with pytest.raises(UserError, match='no trained run in .*: train one first .* set checkpoints_dir = "..."'):
-        load_notebook_run("notebook-fm32", checkpoints_dir=root)
+        load_notebook_run(RunReference("notebook-fm32", checkpoints_dir=root))
     for name in ("older", "newer"):
         train(small_config(run=name, epochs=1), log=lambda line: None)
     os.utime(tmp_path / "checkpoints" / "older" / "last.pt", (1e9, 1e9))  # written long ago
     said = []
-    _, cfg, _ = load_notebook_run("notebook-fm32", checkpoints_dir=root, device="cpu", say=said.append)
+    cfg = load_notebook_run(RunReference("notebook-fm32", checkpoints_dir=root, device="cpu"), say=said.append).cfg
     assert cfg.run == "newer" and said == [f"run 'notebook-fm32' has no checkpoint in {root}: using 'newer', the run "
                                            'written most recently there (set run = "..." to choose another)']
-    _, cfg, _ = load_notebook_run("older", checkpoints_dir=root, device="cpu", say=said.append)
+    cfg = load_notebook_run(RunReference("older", checkpoints_dir=root, device="cpu"), say=said.append).cfg
     assert cfg.run == "older" and len(said) == 1  # a run that exists is loaded, nothing said
     with pytest.raises(UserError, match='no checkpoint at nowhere.pt: set checkpoint = "..." to an existing file'):
-        load_notebook_run("older", checkpoint="nowhere.pt", checkpoints_dir=root)
+        load_notebook_run(RunReference("older", checkpoint="nowhere.pt", checkpoints_dir=root))
 
 
 def test_a_parameters_cell_becomes_the_config_in_one_call():

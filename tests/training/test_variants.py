@@ -12,7 +12,7 @@ from dcgan import train
 from dcgan.cli import main
 from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
-from dcgan.pictures.sampling import load_run
+from dcgan.models.runs import load_run
 from dcgan.training.history import measurements
 from dcgan.training.variants import VARIANTS, compare_variants, flags_for, variants_figure, variants_table
 from tests.helpers import assert_same_training_state, quiet, without_timing
@@ -74,7 +74,7 @@ def test_ema_is_what_samples_are_drawn_from(small_config, tmp_path):
     state = train(small_config(epochs=1, ema=0.9), log=quiet)
     saved = load_checkpoint(tmp_path / "checkpoints" / "test" / "last.pt")
     assert any(not torch.equal(saved["generator"][k], saved["generator_ema"][k]) for k in saved["generator"])
-    generator, _, _ = load_run("test", str(tmp_path / "checkpoints"), device="cpu")
+    generator = load_run(run="test", checkpoints_dir=str(tmp_path / "checkpoints"), device="cpu").generator
     for name, value in generator.state_dict().items():
         assert torch.equal(value, saved["generator_ema"][name])
     assert all(torch.equal(a, b) for a, b in zip(state.nets.ema_generator.state_dict().values(),

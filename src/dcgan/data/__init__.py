@@ -2,7 +2,7 @@
 
     sources     where images come from (Fashion-MNIST, MNIST, CelebA, anime, synthetic shapes, any folder)
     decode      files to fixed-size uint8 arrays in parallel, bad files skipped and counted
-    cache       the decoded uint8 cache on disk (memory-mapped, checksummed) and ImageData
+    cache       the decoded uint8 cache on disk (memory-mapped, checksummed), ImageData, a run's real images
     transforms  square crops, channels, [0, 255] <-> [-1, 1], flips
     batches     each epoch's order and flips, and batches gathered on the device or streamed
     synthetic   small generated images of shapes, for tests and smoke runs

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import TrainConfig
 from ..errors import UserError, first_line
 from ..files import atomic_write_bytes, atomic_write_text, process_alive, read_json
+from ..paths import root_or_default
 from .decode import printable, write_decoded
 from .sources import resolve_source
 from .transforms import to_signed
@@ -247,3 +249,10 @@ def load_image_data(data: str, image_size: int, channels: int, data_dir: Path, d
     cache_dir = data_dir / CACHE_FOLDER
     remove_dead_partials(cache_dir)
     return load_cached(cache_dir, key) or build_cache(source, image_size, channels, cache_dir, key, progress)
+
+
+def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
+    """`count` random real images of the dataset a run trained on, prepared as it was: floats in [-1, 1]."""
+    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
+                           cfg.download, progress=False)
+    return data.sample(min(count, len(data)), seed)

@@ -1,6 +1,6 @@
 """Compare a run's generated images with real ones: FID, KID, precision and recall in one feature space.
 
-    result = evaluate(run="fm32", n=10000)          # also: python -m dcgan evaluate --run fm32
+    result = evaluate(RunReference(run="fm32"), n=10000)   # also: python -m dcgan evaluate --run fm32
 writes checkpoints/<run>/eval_<epoch>.json and returns the same numbers as a dict.
 """
 
@@ -12,14 +12,15 @@ from pathlib import Path
 
 import torch
 
+from ..data.cache import real_images_for
 from ..data.faces import face_detector, faces_for_dataset
 from ..data.sources import CLASS_NAMES, LABELLED
-from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..models.conditional import cycling_labels
-from ..paths import eval_result_path, root_or_default, run_paths
-from ..pictures.sampling import generate, load_run, noise_for, real_images_for
+from ..models.runs import RunReference
+from ..paths import eval_result_path, root_or_default
+from ..pictures.sampling import generate, noise_for
 from .classifier import load_or_train_classifier
 from .face_rate import face_rate
 from .fid import frechet_distance
@@ -136,27 +137,26 @@ def measure_classes(cfg, generator, n: int, checkpoints_root: Path, data_dir: st
             "classifier_test_accuracy": test_accuracy, "n_class": n}
 
 
-def evaluate(run: str = "", n: int = 10000, features: str = "auto", checkpoint: str = "",
-             checkpoints_dir: str = "", data_dir: str = "", device: str = "auto", seed: int = 0,
+def evaluate(reference: RunReference, *, n: int = 10000, features: str = "auto", seed: int = 0,
              progress: bool = True, log=print, inception_weights: str = "", faces: str = "auto",
              face_n: int = 1000) -> dict:
-    """Generate `n` images, compare them with `n` real training images, write and return the numbers.
-    faces: auto (anime and celeba runs), anime, human or none; face_n images a side are checked."""
+    """Generate `n` images of the referenced run, compare them with `n` real training images, write and return
+    the numbers. faces: auto (anime and celeba runs), anime, human or none; face_n images a side are checked."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     if faces not in FACE_CHOICES:
         raise UserError(f"unknown --faces '{faces}': use {', '.join(FACE_CHOICES)}")
     started = time.perf_counter()
-    generator, cfg, saved = load_run(run, checkpoints_dir, checkpoint, device)
-    root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
-    evaluator = Evaluator(cfg, n, features, pick_device(device), root, data_dir, seed, progress, log,
-                          inception_weights)
-    result = {"run": cfg.run, "epoch": int(saved["epoch"]), "step": int(saved["step"]),
+    run = reference.load()
+    generator, cfg, device, root = run.generator, run.cfg, run.device, run.checkpoints_root
+    data_dir = reference.data_dir
+    evaluator = Evaluator(cfg, n, features, device, root, data_dir, seed, progress, log, inception_weights)
+    result = {"run": cfg.run, "epoch": run.epoch, "step": run.step,
               **evaluator.measure(generator),
               **measure_faces(faces, cfg, generator, min(face_n, n), seed, data_dir, log),
-              **measure_classes(cfg, generator, n, root, data_dir, pick_device(device), seed, progress, log)}
+              **measure_classes(cfg, generator, n, root, data_dir, device, seed, progress, log)}
     result["seconds"] = time.perf_counter() - started
-    result["path"] = str(write_result(run_paths(cfg.run, "", str(root)).checkpoints, result))
+    result["path"] = str(write_result(run.paths.checkpoints, result))
     return result
 
 

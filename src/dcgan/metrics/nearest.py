@@ -5,7 +5,7 @@ pixel space. The same distances measured from M real images the model never saw 
 without one, training images matched to the other training images) are the baseline: a model that copies
 lands well below it.
 
-    report = nearest(run="fm32")          # also: python -m dcgan nearest --run fm32
+    report = nearest(RunReference(run="fm32"))          # also: python -m dcgan nearest --run fm32
 writes samples/<run>/nearest.png and checkpoints/<run>/nearest_<epoch>.json.
 """
 
@@ -23,12 +23,11 @@ import torch
 from ..data.cache import ImageData, load_image_data
 from ..data.sources import LABELLED
 from ..data.transforms import to_signed
-from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text
-from ..paths import root_or_default, run_paths
+from ..models.runs import RunReference
 from ..pictures.plots import rows_figure, save_figure
-from ..pictures.sampling import generate, load_run, noise_for
+from ..pictures.sampling import generate, noise_for
 from .evaluate import extract, feature_model
 
 
@@ -77,17 +76,15 @@ def baseline_images(cfg, train: ImageData, m: int, data_root, seed: int) -> tupl
     return images_at(train, np.arange(min(m, len(train)))), True, "training images (to the other training images)"
 
 
-def nearest(run: str = "", n: int = 1000, features: str = "auto", checkpoint: str = "", checkpoints_dir: str = "",
-            data_dir: str = "", inception_weights: str = "", show: int = 8, device: str = "auto", seed: int = 0,
-            progress: bool = True, log=print, samples_dir: str = "") -> dict:
-    """Match `n` generated images and `n` baseline real images with the training set; write and return stats."""
+def nearest(reference: RunReference, *, n: int = 1000, features: str = "auto", show: int = 8, seed: int = 0,
+            progress: bool = True, log=print, inception_weights: str = "") -> dict:
+    """Match `n` generated images of the referenced run and `n` baseline real images with the training set; write
+    and return stats."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     started = time.perf_counter()
-    generator, cfg, saved = load_run(run, checkpoints_dir, checkpoint, device)
-    root = root_or_default(checkpoints_dir or cfg.checkpoints_dir, "checkpoints")
-    data_root = root_or_default(data_dir or cfg.data_dir, "data")
-    where = pick_device(device)
+    run = reference.load()
+    generator, cfg, root, data_root, where = run.generator, run.cfg, run.checkpoints_root, run.data_root, run.device
     try:
         model, label = feature_model(features, cfg.data, root, data_root, where, progress, log, inception_weights)
     except UserError as error:
@@ -100,7 +97,7 @@ def nearest(run: str = "", n: int = 1000, features: str = "auto", checkpoint: st
     fake = generate(generator, noise_for(n, cfg.nz, seed + 1))
     real, real_is_train, real_label = baseline_images(cfg, train, n, data_root, seed)
 
-    result = {"run": cfg.run, "epoch": int(saved["epoch"]), "features": label, "n_generated": len(fake),
+    result = {"run": cfg.run, "epoch": run.epoch, "features": label, "n_generated": len(fake),
               "n_baseline": len(real), "baseline": real_label, "n_train": len(train)}
     matches = {}
     if model is not None:
@@ -113,7 +110,7 @@ def nearest(run: str = "", n: int = 1000, features: str = "auto", checkpoint: st
         fake.flatten(1), real.flatten(1), lambda: (part.flatten(1) for part in image_chunks(train)), real_is_train,
         scale=1 / math.sqrt(fake[0].numel()))
     result["seconds"] = time.perf_counter() - started
-    paths = run_paths(cfg.run, samples_dir or cfg.samples_dir, str(root))
+    paths = run.paths
     result["figure"] = str(save_figure(closest_figure(fake, train, matches, show, cfg.run),
                                        paths.samples / "nearest.png"))
     result["path"] = str(paths.checkpoints / f"nearest_{result['epoch']:03d}.json")

@@ -10,6 +10,7 @@
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
     contents     what a loaded checkpoint must hold: its config checked like the flags, bookkeeping, finite weights
     export       G alone as model.safetensors + config.json (the Hugging Face layout), written and checked on load
+    runs         RunReference: the run sample, evaluate, nearest, export and the notebooks name, loaded in one way
 
 May import: the shared top-level modules (config, checks, errors, files, lock, paths, device). Nothing of
 data, pictures, metrics or training.

@@ -14,15 +14,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..checks import check_folder
 from ..config import TrainConfig, fields_with, role_of
 from ..errors import SettingError, UserError, first_line
-from ..files import UnreadableFile, atomic_write_bytes, atomic_write_text, read_json, read_regular
+from ..files import (
+    UnreadableFile,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    read_regular,
+    replace_folder,
+    staging_folder,
+)
+from ..paths import entries, is_regular
 from .architectures import chosen, unused_settings
 from .build import build_networks
 from .contents import MAX_COUNT
@@ -161,3 +172,37 @@ def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
 def altered(path: Path, problem: str) -> UserError:
     return UserError(f"export file {path}: {problem}; it was altered or written by another program: export the "
                      "run again (python -m dcgan export)")
+
+
+def check_out(out: Path, names: tuple[str, ...]) -> None:
+    """--out may be new, an empty folder, or a folder holding an earlier export (files of `names`) and nothing else
+    (its config.json says so); anything else is refused, so no file of the user's is replaced."""
+    check_folder("--out", str(out))
+    if out.is_symlink():
+        raise UserError(f"--out {out} is a link: name the folder itself")
+    held = entries(out)
+    if not held:
+        return
+    foreign = [path.name for path in held if path.name not in names or not is_regular(path)]
+    if foreign:
+        raise UserError(f"--out {out} holds {foreign[0]!r}, which is not a file of a dcgan export: export into a new "
+                        "or empty folder, or one holding an earlier export")
+    try:
+        marked = "dcgan_export_version" in read_json(out / CONFIG_FILE, MAX_CONFIG_BYTES)
+    except (UnreadableFile, TypeError):
+        marked = False
+    if not marked:
+        raise UserError(f"--out {out} holds files named like an export's but no dcgan {CONFIG_FILE}: export into a "
+                        "new or empty folder")
+
+
+def write_export_folder(out: Path, generator: nn.Module, settings: dict[str, Any],
+                        files: Mapping[str, Callable[[Path], None]]) -> None:
+    """Write the export folder `out` (checked beforehand with check_out): G and config.json, then each of `files`
+    (name -> what writes it to the path given). All is written into a new folder beside `out`, then put in its
+    place whole: an earlier export there is replaced in one step, and a failure on the way leaves it as it was."""
+    with staging_folder(out) as staging:
+        write_export(staging, generator, settings)
+        for name, write in files.items():
+            write(staging / name)
+        replace_folder(staging, out, (WEIGHTS_FILE, CONFIG_FILE, *files))

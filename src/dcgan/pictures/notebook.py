@@ -1,5 +1,5 @@
-"""Helpers for the notebooks: show figures, images and PNG files inline, watch training epoch by epoch, and load
-the run a notebook's parameters name (or the latest one)."""
+"""Helpers for the notebooks: show figures, images and PNG files inline, and watch training epoch by epoch (the
+run a notebook's parameters name is loaded by models/runs.py's load_notebook_run)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..errors import UserError
 from ..files import png_bytes
-from ..paths import latest_run, root_or_default
 from .plots import figure_png
 
 
@@ -53,25 +51,3 @@ class ShowEpochGrids:
                  f"D(x) {row['D_x']:.2f}, D(G(z)) {row['D_G_z']:.2f}")
         self.show_image(state.sample_path)
 
-
-def load_notebook_run(run: str, checkpoint: str = "", checkpoints_dir: str = "", device: str = "auto",
-                      say: Callable[[str], None] = print):
-    """`load_run` for a notebook's parameters (G, its config, the checkpoint). When `run` has no checkpoint, the
-    run written most recently is loaded instead, and said; mistakes are told in the parameters' words."""
-    from .sampling import load_run
-
-    if checkpoint:
-        if not Path(checkpoint).exists():
-            raise UserError(f'no checkpoint at {checkpoint}: set checkpoint = "..." to an existing file or exported '
-                            'folder, or checkpoint = "" to load a run by its name')
-        return load_run("", checkpoints_dir, checkpoint, device)
-    root = root_or_default(checkpoints_dir, "checkpoints")
-    if not (root / run / "last.pt").is_file():
-        found = latest_run(root)
-        if found is None:
-            raise UserError(f'no trained run in {root}: train one first (notebook 02, or python -m dcgan train), '
-                            'or set checkpoints_dir = "..." to the folder that holds your runs')
-        say(f"run '{run}' has no checkpoint in {root}: using '{found}', the run written most recently there "
-            '(set run = "..." to choose another)')
-        run = found
-    return load_run(run, checkpoints_dir, "", device)
