@@ -1,12 +1,13 @@
 """The training loop on small synthetic data: artifacts, callbacks, resume, and refusals."""
 
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
 
-from dcgan import train
+from dcgan import TrainConfig, train
 from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.history import read_history_csv
@@ -136,3 +137,25 @@ def test_fewer_images_than_a_batch_is_refused(small_config):
 def test_larger_sizes_train(small_config, size):
     state = train(small_config(image_size=size, epochs=1, limit=64), log=quiet)
     assert state.nets.generator(torch.randn(2, 16)).shape == (2, 3, size, size)
+
+
+def test_python_resumes_like_the_cli_with_the_run_s_own_settings(small_config, tmp_path):
+    train(small_config(epochs=1, loss="hinge", flip=True, ngf=12), log=quiet)
+    folders = {name: str(tmp_path / name) for name in ("data", "samples", "checkpoints")}
+    request = TrainConfig(run="test", resume=True, epochs=2, device="cpu", progress=False,
+                          **{f"{name}_dir": folder for name, folder in folders.items()})
+    resumed = train(request, log=quiet)  # everything left at its default comes from the checkpoint
+    assert (resumed.cfg.data, resumed.cfg.loss, resumed.cfg.flip, resumed.cfg.ngf) == ("synthetic", "hinge", True, 12)
+    assert resumed.epoch == 2 and resumed.cfg.epochs == 2
+    # the CLI names the settings it was given: one given at its default is taken as given
+    again = train(dataclasses.replace(request, epochs=3, flip=False), log=quiet, given={"epochs", "flip"})
+    assert again.cfg.flip is False and again.cfg.loss == "hinge" and again.epoch == 3
+
+
+def test_over_saved_keeps_the_request_s_session_and_given_settings():
+    saved = TrainConfig(data="synthetic", ngf=12, device="cuda", compile=True, epochs=5)
+    request = TrainConfig(epochs=9, resume=True)
+    merged = request.over_saved(saved)
+    assert (merged.data, merged.ngf, merged.epochs, merged.resume) == ("synthetic", 12, 9, True)
+    assert merged.device == "auto" and merged.compile is False  # how this invocation runs is never inherited
+    assert request.over_saved(saved, given={"ngf"}).ngf == 64 and request.over_saved(saved, given={"ngf"}).epochs == 5
