@@ -16,7 +16,7 @@ from dcgan.config import FAMILIES, fields_with, help_of
 from dcgan.errors import SettingError, UserError
 from dcgan.models.architectures import unused_settings
 from dcgan.models.build import build_networks
-from dcgan.models.checkpoint import check_architecture, load_checkpoint, restore_networks, save_checkpoint
+from dcgan.models.checkpoint import check_architecture, load_checked, load_checkpoint, restore_networks, save_checkpoint
 from dcgan.models.export import export_fields, export_settings, load_export, write_export
 from dcgan.pictures.sampling import generate, noise_for
 from dcgan.registry import DISCRIMINATORS, GENERATORS
@@ -90,7 +90,8 @@ def test_a_g_and_a_d_of_different_designs_train_resume_and_export(small_config, 
     resumed = train(dataclasses.replace(cfg, resume=True, epochs=2), log=quiet)
     assert resumed.epoch == 2
     with pytest.raises(UserError, match="discriminator=mlp but this run asks for discriminator=dcgan"):
-        train(dataclasses.replace(cfg, resume=True, epochs=3, discriminator=""), log=quiet)
+        train(dataclasses.replace(cfg, resume=True, epochs=3, discriminator=""), log=quiet,
+              given={"resume", "epochs", "discriminator"})  # as the CLI gives --discriminator ""
     settings = export_settings(resumed.cfg, {"run": "mixed", "data": "synthetic", "epoch": 2, "step": 4,
                                              "weights": "raw"})
     assert settings["generator"] == "resnet" and "hidden" not in settings  # what G does not read stays out
@@ -147,8 +148,9 @@ def test_every_setting_with_the_architecture_role_that_the_run_reads_must_stay_o
 
 def test_the_roles_decide_what_a_resume_inherits_and_what_an_export_records(small_config):
     state = train(small_config(epochs=1, limit=64, compile=False, keep_last=3), log=quiet)
-    cfg = train_config({"resume": True, "run": "test", "checkpoints_dir": str(state.paths.checkpoints.parent),
-                        "samples_dir": str(state.paths.samples.parent)})
+    given = {"resume": True, "run": "test", "checkpoints_dir": str(state.paths.checkpoints.parent),
+             "samples_dir": str(state.paths.samples.parent)}
+    cfg = train_config(given).over_saved(load_checked(state.paths.last_checkpoint)[1], given)
     assert cfg.keep_last == 3  # a setting of the run: inherited
     for name in fields_with("session"):  # this invocation's: never inherited, default unless given
         assert getattr(cfg, name) == (True if name == "resume" else getattr(TrainConfig(), name)), name

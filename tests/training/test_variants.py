@@ -130,11 +130,11 @@ def test_turning_ema_on_at_resume_starts_the_average_from_g(small_config):
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(loss="hinge", real_label=0.9), "targets of the bce and lsgan losses"),
+    (dict(loss="hinge", real_label=0.9), r"targets of the losses that have them \(bce, lsgan\)"),
     (dict(loss="nope"), "unknown loss 'nope'"),
     (dict(diffaugment="translation,zoom"), "unknown --diffaugment policy 'zoom'"),
     (dict(ema=1.0), r"--ema must lie in \[0, 1\)"),
-    (dict(gp_weight=5.0), "--gp-weight applies to --loss wgan-gp only"),
+    (dict(gp_weight=5.0), r"--gp-weight applies to the losses with a gradient penalty \(wgan-gp\) only"),
     (dict(classes=3), "--classes applies to --conditional runs only"),
     (dict(n_critic=-1), "--n-critic must be 0 or more"),
     (dict(beta1=1.5), r"--beta1 must lie in \[0, 1\]"),

@@ -5,6 +5,7 @@
     mlp          the plain fully connected GAN
     conditional  class-conditional wrappers (CGAN)
     architectures  one spec per design of G and of D: sizes, settings read, help, how it is built
+    losses       the GAN losses, one spec each: D's and G's loss, what D outputs, the optimiser defaults, penalty
     build        (G, D) for a TrainConfig from G's and D's specs: conditioning, spectral norm
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
@@ -12,6 +13,6 @@
     export       G alone as model.safetensors + config.json (the Hugging Face layout), written and checked on load
     runs         RunReference: the run sample, evaluate, nearest, export and the notebooks name, loaded in one way
 
-May import: the shared top-level modules (config, checks, errors, files, lock, paths, device). Nothing of
-data, pictures, metrics or training.
+May import: the shared top-level modules (config, presets, registry, checks, errors, files, lock, paths,
+device). Nothing of data, pictures, metrics or training.
 """

@@ -24,11 +24,11 @@ from collections.abc import Callable
 import torch
 
 from ..errors import first_line
-from .graphs import Captured, capturable_warning_hidden, checks_replays, cuda_capture, revive_generators, warm_up_step
+from .graphs import Captured, capturable_warning_hidden, checks_replays, cuda_capture, revive_generators
 from .history import graph_check_row
 from .snapshot import TOLERANCES, compare_steps, restore_snapshot, take_snapshot
-from .state import RunSetup, TrainState, rank_streams
-from .step import Statistics, begin_step, is_g_step, step_body, train_step
+from .state import RunSetup, Statistics, TrainState, rank_streams
+from .step import begin_step, is_g_step, step_body, train_step
 
 WARMUP_G_STEPS = 3  # eager steps of each kind before capture (the count PyTorch's examples use)
 RECHECK_AFTER = 100  # replays of a kind between its first checked replay and its second
@@ -176,3 +176,18 @@ class GraphedSteps:
 def copied(values: Statistics) -> Statistics:
     """A replay's statistics, copied out of the graph's outputs (the next replay overwrites those)."""
     return {name: value.clone() for name, value in values.items()}
+
+
+def warm_up_step(state: TrainState, real: torch.Tensor, labels: torch.Tensor | None) -> Statistics:
+    """An eager step; on CUDA on a side stream, as capture requires of the work before it."""
+    device = state.setup.device
+    with capturable_warning_hidden():
+        if device.type != "cuda":
+            return train_step(state, real, labels)
+        main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
+        side.wait_stream(main)
+        try:
+            with torch.cuda.stream(side):
+                return train_step(state, real, labels)
+        finally:
+            main.wait_stream(side)

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from .state import TrainState
-from .step import Statistics, train_step
+from .state import Statistics, TrainState
 
 CAPTURABLE_WARNING = "This instance was constructed with capturable=True"  # torch.optim's health check, eager
 
@@ -81,18 +80,3 @@ def capturable_warning_hidden():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=CAPTURABLE_WARNING)
         yield
-
-
-def warm_up_step(state: TrainState, real: torch.Tensor, labels: torch.Tensor | None) -> Statistics:
-    """An eager step; on CUDA on a side stream, as capture requires of the work before it."""
-    device = state.setup.device
-    with capturable_warning_hidden():
-        if device.type != "cuda":
-            return train_step(state, real, labels)
-        main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
-        side.wait_stream(main)
-        try:
-            with torch.cuda.stream(side):
-                return train_step(state, real, labels)
-        finally:
-            main.wait_stream(side)

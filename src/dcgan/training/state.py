@@ -38,6 +38,7 @@ SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed no
 # (conditional runs: one row per class, the same 10 noise vectors in every row)
 NOISE_SEED_STRIDE = 100_003  # rank r draws its noise from seed + 2 + r * this: streams that never meet
 Forward = Callable[..., torch.Tensor]  # a network as the step calls it: itself, compiled, or wrapped in DDP
+Statistics = dict[str, torch.Tensor]  # what a step reports: name -> a 0-d tensor on the device
 
 
 @dataclass
@@ -112,7 +113,7 @@ class TrainState:
     nets: Networks
     progress: Progress
     watch: NonFiniteWatch  # the first step with a NaN or infinite statistic
-    runner: Callable[..., dict[str, torch.Tensor]]  # execution.StepRunner: runs each step, eager or graphed
+    runner: Callable[..., Statistics]  # execution.StepRunner: runs each step, eager or graphed
     saved: tuple[Path, int] | None = None  # the latest checkpoint written (or resumed from) and its step
     last_row: dict | None = None  # the latest step or epoch row of the history
     sample_path: Path | None = None  # the latest epoch grid

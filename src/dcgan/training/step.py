@@ -13,9 +13,7 @@ import torch
 from ..models.losses import gradient_penalty
 from .augment import diff_augment
 from .ema import ema_decay, move_ema
-from .state import TrainState
-
-Statistics = dict[str, torch.Tensor]  # name -> a 0-d tensor on the device
+from .state import Statistics, TrainState
 
 
 def train_step(state: TrainState, real: torch.Tensor, real_labels: torch.Tensor | None = None) -> Statistics:
