@@ -215,6 +215,6 @@ def measure_epoch(state: TrainState, log: Callable[[str], None]) -> list[Path]:
     state.last_row["fid"] = result["fid"]
     write_result(state.paths.checkpoints, result)
     best = not earlier or result["fid"] < min(earlier)
-    log(f"epoch {state.epoch}: FID {result['fid']:.3f} ({result['features']}), precision {result['precision']:.3f}, "
-        f"recall {result['recall']:.3f}{'; new best.pt' if best else ''}")
+    shown = "".join(f", {name} {result[name]:.3f}" for name in ("precision", "recall") if name in result)
+    log(f"epoch {state.epoch}: FID {result['fid']:.3f} ({result['features']}){shown}{'; new best.pt' if best else ''}")
     return [state.paths.best_checkpoint] if best else []
