@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from dcgan import TrainConfig
-from dcgan.data.sources import LABELLED, find_idx_files
+from dcgan.data.sources import find_idx_files
+from dcgan.registry import DATASETS
 from tests.helpers import quiet, tiny_config
 
-FASHION_DEBIAN = LABELLED["fashion-mnist"][2]
+FASHION_DEBIAN = DATASETS.spec("fashion-mnist").source.system_folder
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 from .checks import check_number, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
-from .registry import DISCRIMINATORS, GENERATORS, LOSSES
+from .registry import DATASETS, DISCRIMINATORS, GENERATORS, LOSSES, METRICS
 
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
@@ -44,15 +44,16 @@ def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), architect
 @dataclass
 class TrainConfig:
     # data
-    data: str = setting("fashion-mnist", "dataset: fashion-mnist, mnist, celeba, anime, synthetic, "
-                        "or a folder of images searched recursively (jpg, jpeg, png, webp, bmp)")
+    data: str = setting("fashion-mnist", f"dataset: {DATASETS.listed()}, or a folder of images searched "
+                        "recursively (jpg, jpeg, png, webp, bmp)")
     image_size: int = setting(64, "side of the square training images in pixels, one that G and D support (see "
                               "--generator and --discriminator)", architecture=True, limits=(1, 1024), exported=1)
     channels: int = setting(0, "image channels: 1 (grayscale) or 3 (RGB); 0 follows the data", architecture=True,
                             follows_data=True, limits=(0, 3), exported=1)
     flip: bool = setting(False, "randomly flip real images horizontally (augmentation)")
     limit: int = setting(0, "use only the first N images of the dataset; 0 uses all", limits=(0, 10**12))
-    download: bool = setting(True, "download Fashion-MNIST / MNIST with torchvision when not found locally")
+    download: bool = setting(True, "download a named dataset that torchvision can fetch (Fashion-MNIST, MNIST) "
+                             "when it is not found locally")
     data_dir: str = setting("", "folder for datasets and the decoded cache; empty means the repo's data/",
                             place="folder")
     # model
@@ -126,9 +127,12 @@ class TrainConfig:
                              "(under torchrun) stop signals agreed on this often", limits=(1, 10**12))
     checkpoint_every_steps: int = setting(0, "also write last.pt every N steps, mid-epoch (for long epochs); 0 "
                                           "only at the end of each epoch", limits=(0, 10**12))
-    eval_every: int = setting(0, "every K epochs measure FID, KID, precision and recall, add FID to history.csv "
-                              "and losses.png, keep best.pt; 0 never", limits=(0, 1_000_000))
+    eval_every: int = setting(0, "every K epochs measure --eval-metrics (by default FID, KID, precision and recall), "
+                              "add them to history.csv, losses.png and TensorBoard, keep best.pt; 0 never",
+                              limits=(0, 1_000_000))
     eval_n: int = setting(2000, "with --eval-every: images on each side", limits=(0, 1_000_000))
+    eval_metrics: str = setting("fid,kid,precision,recall", "with --eval-every (and in evaluate): the metrics "
+                                f"measured, comma-separated, from {METRICS.listed()}; fid keeps best.pt")
     eval_features: str = setting("auto", "with --eval-every: feature space; auto is Inception when its weights are "
                                  "on disk, else the dataset's classifier", choices=("auto", "classifier", "inception"))
     inception_weights: str = setting("", "Inception FID weights file; empty looks in $TORCH_HOME/hub/checkpoints/",
@@ -156,8 +160,12 @@ class TrainConfig:
         if self.eval_every:
             check_number("eval_n", self.eval_n, 2, limits_of("eval_n")[1])
         if not self.data.strip():
-            raise SettingError("data", "--data is empty: name a dataset (fashion-mnist, mnist, celeba, anime, "
-                               "synthetic) or a folder of images")
+            raise SettingError("data", f"--data is empty: name a dataset ({DATASETS.listed()}) or a folder of images")
+        for name in self.metrics():
+            METRICS.check(name)
+        if "fid" not in self.metrics():
+            raise SettingError("eval_metrics", f"--eval-metrics '{self.eval_metrics}' lacks fid: best.pt and "
+                               "history.csv follow FID, so keep fid in the list")
         if self.run:
             check_run_name(self.run)
         if self.logdir and not self.tensorboard:
@@ -216,6 +224,10 @@ class TrainConfig:
                                f"list of {', '.join(AUGMENTATIONS)}")
         if self.classes and not self.conditional:
             raise SettingError("classes", "--classes applies to --conditional runs only: drop it or add --conditional")
+
+    def metrics(self) -> list[str]:
+        """The metrics --eval-every measures, in the order given: "fid, kid" -> ["fid", "kid"]."""
+        return [name.strip() for name in self.eval_metrics.split(",") if name.strip()]
 
     def augmentations(self) -> list[str]:
         """The DiffAugment policies, in the order given: "translation,color" -> ["translation", "color"]."""

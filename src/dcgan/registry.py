@@ -79,3 +79,23 @@ WEIGHTS = Registry("weights", {
     "ema": "dcgan.models.runs:ema_weights",
     "raw": "dcgan.models.runs:raw_weights",
 })
+
+
+# --- datasets (data/datasets.py): the names --data takes besides a folder path; each spec says how its images are
+# found, its classes, its test split and its face kind
+DATASETS = Registry("data", {
+    "fashion-mnist": "dcgan.data.datasets:FASHION_MNIST",
+    "mnist": "dcgan.data.datasets:MNIST",
+    "celeba": "dcgan.data.datasets:CELEBA",
+    "anime": "dcgan.data.datasets:ANIME",
+    "synthetic": "dcgan.data.datasets:SYNTHETIC",
+})
+
+# --- metrics (metrics/...): what --eval-metrics chooses; each is a function of the real and generated features
+# (and class probabilities, where the feature network has them) returning its named values
+METRICS = Registry("eval_metrics", {
+    "fid": "dcgan.metrics.fid:FID",
+    "kid": "dcgan.metrics.kid:KID",
+    "precision": "dcgan.metrics.precision_recall:PRECISION",
+    "recall": "dcgan.metrics.precision_recall:RECALL",
+})

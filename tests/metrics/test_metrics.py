@@ -1,13 +1,20 @@
 """The metrics against independent references and constructed cases with known answers."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
+from dcgan import TrainConfig
+from dcgan.errors import SettingError
+from dcgan.metrics.evaluate import compare_features, result_table
 from dcgan.metrics.fid import frechet_distance
 from dcgan.metrics.kid import kernel_distance
+from dcgan.metrics.metric import FeatureSets, Metric
 from dcgan.metrics.precision_recall import precision_recall
+from dcgan.registry import METRICS
 
 
 def reference_fid(real, fake):
@@ -65,3 +72,86 @@ def test_precision_and_recall_on_constructed_sets():
     # half of the generated points are far away: precision halves, recall stays full
     mixed = torch.cat([grid + 0.1, grid + 100.0])
     assert precision_recall(grid, mixed)[0] == pytest.approx(0.5)
+
+
+# --- metrics chosen by name (registry.py's METRICS, --eval-metrics)
+
+def mean_top_probability(sets: FeatureSets) -> dict[str, float]:
+    """A toy metric that reads the class probabilities, as an Inception Score would."""
+    return {"toy_confidence": float(sets.fake_probabilities.max(dim=1).values.mean()),
+            "toy_real_confidence": float(sets.real_probabilities.max(dim=1).values.mean())}
+
+
+TOY = Metric(("toy_confidence", "toy_real_confidence"), mean_top_probability)
+
+
+class TinyFeatures(torch.nn.Module):
+    """A feature network with a classifier head, small enough for a test: 8 features, 3 classes."""
+
+    def features(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1)[:, :8]
+
+    def outputs(self, images):
+        features = self.features(images)
+        return features, features[:, :3].softmax(dim=1)
+
+
+@pytest.fixture
+def tiny_evaluator(small_config, monkeypatch):
+    """An Evaluator for a synthetic run, in TinyFeatures' space, and an untrained G of that run."""
+    from dcgan.metrics import evaluate
+    from dcgan.models.build import build_networks
+
+    monkeypatch.setattr(evaluate, "feature_model", lambda *args, **kwargs: (TinyFeatures(), "tiny features"))
+
+    def build(metrics: str):
+        cfg = small_config(eval_metrics=metrics, channels=3).validate()
+        torch.manual_seed(0)
+        generator = build_networks(cfg)[0]
+        return evaluate.Evaluator(cfg, 64, "auto", torch.device("cpu"), Path(cfg.checkpoints_dir),
+                                  progress=False), generator
+    return build
+
+
+def test_the_default_metrics_are_the_four_with_the_numbers_of_their_functions():
+    generator = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(200, 6, generator=generator), torch.randn(200, 6, generator=generator) + 0.5
+    values = compare_features(real, fake)
+    assert list(values) == ["fid", "kid_mean", "kid_std", "precision", "recall"]
+    assert values["fid"] == frechet_distance(real, fake)
+    assert (values["kid_mean"], values["kid_std"]) == kernel_distance(real, fake, 10, 1000)
+    assert (values["precision"], values["recall"]) == precision_recall(real, fake)
+    assert TrainConfig().metrics() == list(METRICS.names)
+    assert list(compare_features(real, fake, ["recall", "fid"])) == ["recall", "fid"]
+
+
+def test_the_chosen_metrics_are_in_the_result_and_the_table(tiny_evaluator):
+    evaluator, generator = tiny_evaluator("fid,recall")
+    result = evaluator.measure(generator)
+    assert {"fid", "recall"} <= set(result) and not {"precision", "kid_mean", "kid_std"} & set(result)
+    assert result["features"] == "tiny features" and result["n_real"] == result["n_fake"] == 64
+    evaluator, generator = tiny_evaluator("fid,kid,precision,recall")
+    result = evaluator.measure(generator)
+    assert {"fid", "kid_mean", "kid_std", "precision", "recall"} <= set(result)
+    table = result_table({**result, "run": "test", "epoch": 1})
+    assert all(label in table for label in ("FID (tiny features)", "KID", "precision (k=3)", "recall (k=3)"))
+
+
+def test_an_unknown_metric_is_a_one_line_setting_error():
+    with pytest.raises(SettingError, match="unknown --eval-metrics 'inception-score': use fid, kid, precision, "
+                                           "recall") as error:
+        TrainConfig(eval_metrics="fid,inception-score").validate()
+    assert error.value.setting == "eval_metrics" and "\n" not in str(error.value)
+    with pytest.raises(SettingError, match="lacks fid"):
+        TrainConfig(eval_metrics="kid").validate()
+    with pytest.raises(SettingError, match="unknown --eval-metrics"):
+        compare_features(torch.zeros(4, 2), torch.zeros(4, 2), ["nope"])
+
+
+def test_a_registered_metric_shows_up_with_no_other_edit(tiny_evaluator, monkeypatch):
+    monkeypatch.setitem(METRICS.places, "toy", f"{__name__}:TOY")
+    evaluator, generator = tiny_evaluator("fid,toy")
+    result = evaluator.measure(generator)
+    assert 1 / 3 <= result["toy_confidence"] <= 1 and 1 / 3 <= result["toy_real_confidence"] <= 1
+    assert "fid" in result and "precision" not in result
+    assert "toy_confidence" in result_table({**result, "run": "test", "epoch": 1})

@@ -1,6 +1,7 @@
 """Data: from a dataset name or a folder to batches of real images on the training device.
 
-    sources     where images come from (Fashion-MNIST, MNIST, CelebA, anime, synthetic shapes, any folder)
+    datasets    the named datasets, one spec each: source, classes, test split, face kind
+    sources     where images come from (a named dataset's files, or any folder)
     decode      files to fixed-size uint8 arrays in parallel, bad files skipped and counted
     cache       the decoded uint8 cache on disk (memory-mapped, checksummed), ImageData, a run's real images
     transforms  square crops, channels, [0, 255] <-> [-1, 1], flips

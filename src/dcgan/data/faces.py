@@ -13,12 +13,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from .sources import named
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 Detector = Callable[[Image.Image], list[Box]]
 
 PACKAGES = {"anime": "animeface", "human": "opencv-python-headless<5"}  # what each detector needs installed
-DATASET_FACES = {"anime": "anime", "celeba": "human"}  # named datasets of faces -> their detector
 
 
 def missing_package(kind: str) -> UserError:
@@ -61,5 +61,6 @@ def face_detector(kind: str) -> Detector:
 
 
 def faces_for_dataset(data: str) -> str | None:
-    """The detector kind for a named face dataset (anime, celeba), None for any other data."""
-    return DATASET_FACES.get(data)
+    """The detector kind of a named dataset of faces (its spec's `faces`), None for any other data."""
+    spec = named(data)
+    return spec.faces if spec is not None else None

@@ -1,7 +1,9 @@
-"""Where images come from: `--data` names a dataset or a folder; each source yields decoded arrays.
+"""Where images come from: `--data` names a dataset (data/datasets.py) or a folder; each source yields decoded
+arrays.
 
 A source knows how to find its files, a cache key that changes when they change, its natural channel
-count, and how to turn each image into a (channels, size, size) uint8 array.
+count, and how to turn each image into a (channels, size, size) uint8 array. The kinds of named dataset (IDX
+files, a folder the user downloads, drawn shapes) say where a dataset's files are and open its source.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import os
 import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
 from ..errors import UserError, first_line
 from ..paths import repo_root
+from ..registry import DATASETS
 from .decode import IMAGE_EXTENSIONS, decoded_stream, default_workers, image_mode, printable
 from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "celeba", "anime", "synthetic")
 SYNTHETIC_COUNT = 2048
 
 
@@ -145,17 +149,6 @@ def read_idx(path: Path) -> np.ndarray:
     return values.reshape(dims)
 
 
-LABELLED = {  # name -> (title, torchvision class and folder, Debian package folder)
-    "fashion-mnist": ("Fashion-MNIST", "FashionMNIST", Path("/usr/share/datasets/fashion-mnist")),
-    "mnist": ("MNIST", "MNIST", Path("/usr/share/datasets/mnist")),
-}
-CLASS_NAMES = {
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
-    "mnist": tuple(str(digit) for digit in range(10)),
-}
-
-
 def find_idx_files(folders: list[Path], split: str) -> tuple[Path, Path] | None:
     prefix = "train" if split == "train" else "t10k"
     for folder in folders:
@@ -167,45 +160,88 @@ def find_idx_files(folders: list[Path], split: str) -> tuple[Path, Path] | None:
     return None
 
 
-def labelled_source(name: str, data_dir: Path, download: bool, split: str) -> IdxSource:
-    title, tv_name, debian_folder = LABELLED[name]
-    folders = [data_dir / tv_name / "raw", data_dir / name, debian_folder]
-    found = find_idx_files(folders, split)
-    if found is None and download:
-        import torchvision.datasets
+# --- the kinds of named dataset (data/datasets.py gives each one its kind): how its files are found and read.
+# Each takes the dataset's spec (its name, title and classes) and answers `folder` (where its images are, None when
+# not there) and `open` (a source, or a UserError saying how to get the data).
 
-        try:
-            getattr(torchvision.datasets, tv_name)(root=str(data_dir), train=split == "train", download=True)
-        except Exception as error:  # no network, mirror down, disk full: all end in the message below
-            print(f"could not download {title}: {first_line(error)}")
+@dataclass(frozen=True)
+class IdxFiles:
+    """Train and test IDX files (the MNIST format), fetched with torchvision when missing."""
+
+    torchvision_name: str  # the torchvision.datasets class that downloads them, and its folder under data_dir
+    system_folder: Path  # where a system package installs them
+    system_package: str = ""  # that package, named in the not-found message (e.g. Debian's dataset-fashion-mnist)
+    test_split: ClassVar[bool] = True
+
+    def folders(self, spec, data_dir: Path) -> list[Path]:
+        return [data_dir / self.torchvision_name / "raw", data_dir / spec.name, self.system_folder]
+
+    def folder(self, spec, data_dir: Path) -> Path | None:
+        found = find_idx_files(self.folders(spec, data_dir), "train")
+        return found[0].parent if found else None
+
+    def open(self, spec, data_dir: Path, download: bool, split: str) -> IdxSource:
+        folders = self.folders(spec, data_dir)
         found = find_idx_files(folders, split)
-    if found is None:
-        debian = f"`apt-get install dataset-{name}` (Debian/Ubuntu) or " if name == "fashion-mnist" else ""
-        first, second, third = (printable(folder) for folder in folders)
-        raise UserError(f"{title} not found in {first}, {second} or {third} and not downloadable: "
-                        f"{debian}copy the four *-idx?-ubyte.gz files into {first}")
-    return IdxSource(f"{title} ({split})", *found, CLASS_NAMES[name])
+        if found is None and download:
+            import torchvision.datasets
+
+            try:
+                getattr(torchvision.datasets, self.torchvision_name)(root=str(data_dir), train=split == "train",
+                                                                     download=True)
+            except Exception as error:  # no network, mirror down, disk full: all end in the message below
+                print(f"could not download {spec.title}: {first_line(error)}")
+            found = find_idx_files(folders, split)
+        if found is None:
+            package = f"`apt-get install {self.system_package}` (Debian/Ubuntu) or " if self.system_package else ""
+            first, second, third = (printable(folder) for folder in folders)
+            raise UserError(f"{spec.title} not found in {first}, {second} or {third} and not downloadable: "
+                            f"{package}copy the four *-idx?-ubyte.gz files into {first}")
+        return IdxSource(f"{spec.title} ({split})", *found, spec.classes)
 
 
-NAMED_FOLDERS = {  # name -> (folders to look in, in order; how to get the data)
-    "celeba": (("celeba/img_align_celeba", "img_align_celeba", "celeba"),
-               "download CelebA's img_align_celeba.zip (202,599 aligned faces) and unzip it into data/celeba/"),
-    "anime": (("anime/images", "anime"),
-              "download the Kaggle 'Anime Face Dataset' (63,632 faces) and put its images in data/anime/"),
-}
+@dataclass(frozen=True)
+class NamedFolder:
+    """A folder of images under data_dir, which the user downloads (no labels, no test split)."""
+
+    candidates: tuple[str, ...]  # folders under data_dir to look in, in order
+    how: str  # how to get the images, for the not-found message
+    test_split: ClassVar[bool] = False
+
+    def folder(self, spec, data_dir: Path) -> Path | None:
+        return next((data_dir / name for name in self.candidates if (data_dir / name).is_dir()), None)
+
+    def open(self, spec, data_dir: Path, download: bool, split: str) -> FolderSource:
+        folder = self.folder(spec, data_dir)
+        if folder is None:
+            raise UserError(f"{spec.name} not found in {printable(data_dir)}: {self.how}")
+        return FolderSource(folder)
+
+
+@dataclass(frozen=True)
+class DrawnShapes:
+    """The synthetic shapes, drawn on demand: no files."""
+
+    test_split: ClassVar[bool] = False
+
+    def folder(self, spec, data_dir: Path) -> None:
+        return None
+
+    def open(self, spec, data_dir: Path, download: bool, split: str) -> SyntheticSource:
+        return SyntheticSource()
+
+
+def named(data: str):
+    """The spec of the dataset named `data` (data/datasets.py), None for anything else (a folder path)."""
+    return DATASETS.spec(data) if data in DATASETS.places else None
 
 
 def data_folder(data: str, data_dir: Path) -> Path | None:
     """The folder a `--data` value reads its images from, when it exists (None for synthetic data, a dataset not
     there yet or a missing path); nothing is listed or decoded, so a run can refuse folders before it starts."""
-    if data in LABELLED:
-        _, tv_name, debian_folder = LABELLED[data]
-        found = find_idx_files([data_dir / tv_name / "raw", data_dir / data, debian_folder], "train")
-        return found[0].parent if found else None
-    if data in NAMED_FOLDERS:
-        return next((data_dir / folder for folder in NAMED_FOLDERS[data][0] if (data_dir / folder).is_dir()), None)
-    if data == "synthetic":
-        return None
+    spec = named(data)
+    if spec is not None:
+        return spec.folder(data_dir)
     return next((candidate for candidate in folder_candidates(data) if candidate.is_dir()), None)
 
 
@@ -217,24 +253,16 @@ def folder_candidates(data: str) -> list[Path]:
 
 def resolve_source(data: str, data_dir: Path, download: bool = True, split: str = "train"):
     """Turn a `--data` value into a source, or raise UserError saying what to do."""
-    if data in LABELLED:
-        return labelled_source(data, data_dir, download, split)
-    if data == "synthetic":
-        return SyntheticSource()
-    if data in NAMED_FOLDERS:
-        folders, how = NAMED_FOLDERS[data]
-        for folder in folders:
-            if (data_dir / folder).is_dir():
-                return FolderSource(data_dir / folder)
-        raise UserError(f"{data} not found in {printable(data_dir)}: {how}")
+    spec = named(data)
+    if spec is not None:
+        return spec.open(data_dir, download, split)
     for candidate in folder_candidates(data):
         if candidate.is_dir():
             return FolderSource(candidate)
         if candidate.exists():
             raise UserError(f"--data {printable(data)} is a file: give a folder of images (searched recursively) "
-                            f"or one of {', '.join(DATASET_NAMES)}")
+                            f"or one of {DATASETS.listed()}")
     if re.fullmatch(r"[A-Za-z0-9_-]+", data):
-        raise UserError(f"unknown dataset '{data}': use one of {', '.join(DATASET_NAMES)} "
-                        "or a path to a folder of images")
+        raise UserError(f"unknown dataset '{data}': use one of {DATASETS.listed()} or a path to a folder of images")
     raise UserError(f"image folder {printable(data)} not found: check the path (relative paths start from the "
                     "working directory or the repo)")

@@ -1,6 +1,7 @@
 """Metrics: how good a generator is, in numbers.
 
-    evaluate          FID, KID, precision and recall of a run in one feature space (`dcgan evaluate`)
+    evaluate          a run's chosen metrics in one feature space (`dcgan evaluate`, --eval-every)
+    metric            what a metric is: named values from real and generated features (and class probabilities)
     fid, kid          Frechet and kernel distances between two feature sets
     precision_recall  k-nearest-neighbour precision and recall
     inception         the standard Inception-v3 FID features

@@ -1,6 +1,7 @@
-"""A small CNN trained on a labelled dataset (Fashion-MNIST, MNIST) whose penultimate layer gives features
-for FID, KID and precision/recall where Inception's weights are not available. Trained once, then cached
-in checkpoints/_classifiers/. Its numbers are labelled "(<dataset> classifier)": they are not Inception FID.
+"""A small CNN trained on a labelled dataset with a test split (Fashion-MNIST, MNIST) whose penultimate layer gives
+features for FID, KID and precision/recall where Inception's weights are not available, and whose head gives class
+probabilities. Trained once, then cached in checkpoints/_classifiers/. Its numbers are labelled
+"(<dataset> classifier)": they are not Inception FID.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.cache import load_image_data
-from ..data.sources import CLASS_NAMES
+from ..data.datasets import classifier_names
+from ..data.sources import named
 from ..data.transforms import to_signed
 from ..errors import UserError, first_line
 from ..files import atomic_write_bytes
@@ -52,6 +54,11 @@ class FeatureClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
 
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # images in [-1, 1]: (N, C, S, S) -> features (N, 128), class probabilities (N, classes)
+        features = self.features(images)
+        return features, self.head(features).softmax(dim=1)
+
 
 def classifier_file(dataset: str, checkpoints_root: Path) -> Path:
     return checkpoints_root / "_classifiers" / f"{dataset}-{SIZE}px.pt"
@@ -74,7 +81,7 @@ def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs
     train_set = load_image_data(dataset, SIZE, 1, data_root, progress=progress)
     test_set = load_image_data(dataset, SIZE, 1, data_root, split="test", progress=progress)
     torch.manual_seed(seed)
-    model = FeatureClassifier(len(CLASS_NAMES[dataset])).to(device)
+    model = FeatureClassifier(len(named(dataset).classes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order_rng = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train_set.labels)
@@ -93,14 +100,15 @@ def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs
 def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
                              progress: bool = True, log=print) -> tuple[FeatureClassifier, float]:
     """The cached classifier for `dataset`, trained first when there is none."""
-    if dataset not in CLASS_NAMES:
+    spec = named(dataset)
+    if spec is None or not spec.has_classifier:
         raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
-                        f"({', '.join(CLASS_NAMES)})")
+                        f"({classifier_names()})")
     path = classifier_file(dataset, checkpoints_root)
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-            model = FeatureClassifier(len(CLASS_NAMES[dataset]))
+            model = FeatureClassifier(len(spec.classes))
             model.load_state_dict(saved["model"])
             if not all(torch.isfinite(value).all() for value in model.state_dict().values()
                        if value.is_floating_point()):

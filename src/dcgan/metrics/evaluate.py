@@ -1,4 +1,5 @@
-"""Compare a run's generated images with real ones: FID, KID, precision and recall in one feature space.
+"""Compare a run's generated images with real ones in one feature space: the metrics its --eval-metrics chooses
+(by default FID, KID, precision and recall), each a Metric registered in registry.py's METRICS.
 
     result = evaluate(RunReference(run="fm32"), n=10000)   # also: python -m dcgan evaluate --run fm32
 writes checkpoints/<run>/eval_<epoch>.json and returns the same numbers as a dict.
@@ -12,22 +13,23 @@ from pathlib import Path
 
 import torch
 
+from ..config import TrainConfig
 from ..data.cache import real_images_for
+from ..data.datasets import classifier_names
 from ..data.faces import face_detector, faces_for_dataset
-from ..data.sources import CLASS_NAMES, LABELLED
+from ..data.sources import named
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..models.conditional import cycling_labels
 from ..models.runs import RunReference
 from ..paths import eval_result_path, root_or_default
 from ..pictures.sampling import generate, noise_for
+from ..registry import METRICS
 from .classifier import load_or_train_classifier
 from .face_rate import face_rate
-from .fid import frechet_distance
 from .inception import LABEL as INCEPTION_LABEL
 from .inception import download_weights, find_weights, inception_missing_message, load_inception
-from .kid import kernel_distance
-from .precision_recall import precision_recall
+from .metric import FeatureSets
 
 FEATURE_CHOICES = ("auto", "classifier", "inception")
 FACE_CHOICES = ("auto", "anime", "human", "none")
@@ -37,6 +39,17 @@ FACE_CHOICES = ("auto", "anime", "human", "none")
 def extract(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     batch = getattr(model, "batch_size", 500)
     return torch.cat([model.features(part.to(device)).double().cpu() for part in images.split(batch)])
+
+
+@torch.no_grad()
+def extract_outputs(model, images: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(features, class probabilities) of `images`; the probabilities are None where the model has no `outputs`."""
+    if not hasattr(model, "outputs"):
+        return extract(model, images, device), None
+    batch = getattr(model, "batch_size", 500)
+    parts = [model.outputs(part.to(device)) for part in images.split(batch)]
+    return (torch.cat([features.double().cpu() for features, _ in parts]),
+            torch.cat([probabilities.double().cpu() for _, probabilities in parts]))
 
 
 def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
@@ -53,39 +66,48 @@ def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Pa
             weights = download_weights()
         if weights is not None:
             return load_inception(weights, device), INCEPTION_LABEL
-        if dataset not in CLASS_NAMES:
+        spec = named(dataset)
+        if spec is None or not spec.has_classifier:
             raise UserError(f"no feature space for '{dataset}' without Inception: {inception_missing_message()} "
-                            f"(classifier features need a labelled dataset: {', '.join(CLASS_NAMES)})")
+                            f"(classifier features need a labelled dataset: {classifier_names()})")
     model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
-    title = LABELLED[dataset][0]
-    return model, f"{title} classifier (test accuracy {test_accuracy:.4f})"
+    return model, f"{named(dataset).title} classifier (test accuracy {test_accuracy:.4f})"
 
 
-def compare_features(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int = 10, kid_subset_size: int = 1000,
-                     k: int = 3) -> dict[str, float]:
-    kid_mean, kid_std = kernel_distance(real, fake, kid_subsets, kid_subset_size)
-    precision, recall = precision_recall(real, fake, k)
-    return {"fid": frechet_distance(real, fake), "kid_mean": kid_mean, "kid_std": kid_std,
-            "precision": precision, "recall": recall}
+def compare_features(real: torch.Tensor, fake: torch.Tensor, metrics: list[str] | None = None,
+                     real_probabilities: torch.Tensor | None = None,
+                     fake_probabilities: torch.Tensor | None = None) -> dict[str, float]:
+    """The values of the metrics named in `metrics` (registry.py's METRICS; None: --eval-metrics' default), in one
+    flat dict: {"fid": .., "kid_mean": .., "kid_std": .., "precision": .., "recall": ..}."""
+    sets = FeatureSets(real, fake, real_probabilities, fake_probabilities)
+    values: dict[str, float] = {}
+    for name in TrainConfig().metrics() if metrics is None else metrics:
+        values.update(METRICS.spec(name)(sets))
+    return values
 
 
 class Evaluator:
-    """Measures generators of one run against a fixed set of real images (their features computed once)."""
+    """Measures generators of one run against a fixed set of real images (their features computed once), with the
+    metrics the run's --eval-metrics chooses."""
 
     def __init__(self, cfg, n: int, features: str, device: torch.device, checkpoints_root: Path,
                  data_dir: str = "", seed: int = 0, progress: bool = True, log=print, inception_weights: str = ""):
         self.nz, self.seed, self.device = cfg.nz, seed, device
+        self.metrics = [METRICS.check(name) for name in cfg.metrics()]
         self.model, self.label = feature_model(features, cfg.data, checkpoints_root,
                                                root_or_default(data_dir or cfg.data_dir, "data"), device, progress,
                                                log, inception_weights)
-        self.real_features = extract(self.model, real_images_for(cfg, n, seed, data_dir), device)
+        self.real_features, self.real_probabilities = extract_outputs(
+            self.model, real_images_for(cfg, n, seed, data_dir), device)
 
     def measure(self, generator) -> dict:
-        """FID, KID, precision and recall of `generator` against the real set, with the feature label."""
+        """The chosen metrics' values for `generator` against the real set, with the feature label and counts."""
         started = time.perf_counter()
         fake = generate(generator, noise_for(len(self.real_features), self.nz, self.seed + 1))
-        numbers = compare_features(self.real_features, extract(self.model, fake, self.device))
-        return {"features": self.label, **numbers, "n_real": len(self.real_features), "n_fake": len(fake),
+        fake_features, fake_probabilities = extract_outputs(self.model, fake, self.device)
+        values = compare_features(self.real_features, fake_features, self.metrics, self.real_probabilities,
+                                  fake_probabilities)
+        return {"features": self.label, **values, "n_real": len(self.real_features), "n_fake": len(fake),
                 "seconds": time.perf_counter() - started}
 
 
@@ -128,7 +150,8 @@ def measure_classes(cfg, generator, n: int, checkpoints_root: Path, data_dir: st
                     progress: bool, log) -> dict:
     """For a conditional run on a labelled dataset: how often the dataset's classifier recognises the class G
     was asked for (chance: 1 / classes)."""
-    if not cfg.conditional or cfg.data not in CLASS_NAMES:
+    spec = named(cfg.data)
+    if not cfg.conditional or spec is None or not spec.has_classifier:
         return {}
     classifier, test_accuracy = load_or_train_classifier(cfg.data, checkpoints_root,
                                                          root_or_default(data_dir or cfg.data_dir, "data"), device,
@@ -141,7 +164,7 @@ def evaluate(reference: RunReference, *, n: int = 10000, features: str = "auto",
              progress: bool = True, log=print, inception_weights: str = "", faces: str = "auto",
              face_n: int = 1000) -> dict:
     """Generate `n` images of the referenced run, compare them with `n` real training images, write and return
-    the numbers. faces: auto (anime and celeba runs), anime, human or none; face_n images a side are checked."""
+    the numbers. faces: auto (datasets of faces), anime, human or none; face_n images a side are checked."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     if faces not in FACE_CHOICES:
@@ -163,10 +186,12 @@ def evaluate(reference: RunReference, *, n: int = 10000, features: str = "auto",
 def result_table(result: dict) -> str:
     """The numbers as a small aligned table, the metrics labelled with their feature space."""
     space = result["features"].split(" (")[0]
-    rows = [(f"FID ({space})", f"{result['fid']:.3f}"),
-            ("KID", f"{result['kid_mean']:.5f} +- {result['kid_std']:.5f}"),
-            ("precision (k=3)", f"{result['precision']:.4f}"), ("recall (k=3)", f"{result['recall']:.4f}"),
-            ("images", f"{result['n_real']:,} real, {result['n_fake']:,} generated")]
+    rows = []
+    for name in METRICS.names:  # each registered metric whose values the result holds, in the registry's order
+        metric = METRICS.spec(name)
+        if all(value in result for value in metric.values):
+            rows += metric.rows({value: result[value] for value in metric.values}, space)
+    rows.append(("images", f"{result['n_real']:,} real, {result['n_fake']:,} generated"))
     if "face_detector" in result:
         rows.append((f"face rate ({result['face_detector']})", f"{result['face_rate_generated']:.3f} generated, "
                      f"{result['face_rate_real']:.3f} real ({result['n_faces']:,} each)"))

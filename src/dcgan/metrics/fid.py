@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .metric import Metric
+
 
 class Precomputed(nn.Module):
     """Feeds already extracted (N, d) features to torchmetrics' image metrics unchanged."""
@@ -25,3 +27,7 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
+
+
+FID = Metric(("fid",), lambda sets: {"fid": frechet_distance(sets.real, sets.fake)},
+             lambda values, space: [(f"FID ({space})", f"{values['fid']:.3f}")])

@@ -85,16 +85,20 @@ class InceptionFeatures(nn.Module):
         torch.save(state_dict, buffer)
         buffer.seek(0)
         try:
-            self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+            self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                                    feature_extractor_weights_path=buffer)
         except RuntimeError as error:  # missing or unexpected keys, wrong shapes
             raise UserError(f"the weights do not fit Inception-v3 ({first_line(error)}): "
                             f"{how_to_get_weights()}") from None
 
     @torch.no_grad()
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # images in [-1, 1]: (N, C, H, W) -> features (N, 2048), class probabilities (N, 1008)
+        features, logits = self.net(to_inception_input(images))
+        return features, logits.softmax(dim=1)  # the unbiased logits, as torch-fidelity's Inception Score takes them
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        # images in [-1, 1]: (N, C, H, W) -> (N, 2048)
-        return self.net(to_inception_input(images))[0]
+        return self.outputs(images)[0]
 
 
 def load_inception(weights: Path, device: torch.device) -> InceptionFeatures:

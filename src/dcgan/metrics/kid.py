@@ -7,6 +7,9 @@ import warnings
 import torch
 
 from .fid import Precomputed
+from .metric import FeatureSets, Metric
+
+SUBSETS, SUBSET_SIZE = 10, 1000  # what --eval-every and evaluate measure over
 
 
 def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, subset_size: int = 1000,
@@ -24,3 +27,12 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, s
         torch.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), float(std)
+
+
+def kid(sets: FeatureSets) -> dict[str, float]:
+    mean, std = kernel_distance(sets.real, sets.fake, SUBSETS, SUBSET_SIZE)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+KID = Metric(("kid_mean", "kid_std"), kid,
+             lambda values, space: [("KID", f"{values['kid_mean']:.5f} +- {values['kid_std']:.5f}")])

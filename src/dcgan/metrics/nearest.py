@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data.cache import ImageData, load_image_data
-from ..data.sources import LABELLED
+from ..data.sources import named
 from ..data.transforms import to_signed
 from ..errors import UserError
 from ..files import atomic_write_text
@@ -69,7 +69,8 @@ def distance_stats(distances: torch.Tensor) -> dict[str, float]:
 
 def baseline_images(cfg, train: ImageData, m: int, data_root, seed: int) -> tuple[torch.Tensor, bool, str]:
     """(M real images to match like the generated ones, whether they are the first training images, description)."""
-    if cfg.data in LABELLED:
+    spec = named(cfg.data)
+    if spec is not None and spec.test_split:
         test = load_image_data(cfg.data, cfg.image_size, cfg.channels, data_root, cfg.download, split="test",
                                progress=False)
         return test.sample(min(m, len(test)), seed), False, "test images"

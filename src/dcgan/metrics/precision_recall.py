@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from .metric import Metric
+
+K = 3  # neighbours: each ball reaches the k-th nearest neighbour
+
 
 def kth_neighbour_radii(features: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
     """Distance from each feature to its k-th nearest other feature of the same set."""
@@ -25,8 +29,22 @@ def coverage(manifold: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor,
     return torch.cat(inside).float().mean().item()
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+def precision(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> float:
+    """Share of generated features inside the real manifold."""
     real, fake = real.double(), fake.double()
-    precision = coverage(real, kth_neighbour_radii(real, k), fake)
-    recall = coverage(fake, kth_neighbour_radii(fake, k), real)
-    return precision, recall
+    return coverage(real, kth_neighbour_radii(real, k), fake)
+
+
+def recall(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> float:
+    """Share of real features inside the generated manifold."""
+    return precision(fake, real, k)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> tuple[float, float]:
+    return precision(real, fake, k), recall(real, fake, k)
+
+
+PRECISION = Metric(("precision",), lambda sets: {"precision": precision(sets.real, sets.fake)},
+                   lambda values, space: [(f"precision (k={K})", f"{values['precision']:.4f}")])
+RECALL = Metric(("recall",), lambda sets: {"recall": recall(sets.real, sets.fake)},
+                lambda values, space: [(f"recall (k={K})", f"{values['recall']:.4f}")])

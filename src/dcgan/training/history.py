@@ -43,7 +43,8 @@ STATISTICS = {
     "D_G_z": Statistic("D(G(z))", "D/fake D(G(z))", "outputs", 2),  # and on generated ones
     "images_per_s": Statistic("img/s", "speed/images_per_s", digits=0, measured="speed"),
     "fid": Statistic("FID", "eval/FID", "FID", measured="epoch"),
-    "kid": Statistic("KID", "eval/KID", "KID", 4, measured="epoch"),
+    "kid_mean": Statistic("KID", "eval/KID", "KID", 4, measured="epoch"),
+    "kid_std": Statistic("KID std", "eval/KID std", digits=4, measured="epoch"),  # (its spread: drawn in no panel)
     "precision": Statistic("precision", "eval/precision", "precision and recall", measured="epoch"),
     "recall": Statistic("recall", "eval/recall", "precision and recall", measured="epoch"),
 }

@@ -30,6 +30,7 @@ from ..metrics.evaluate import write_result
 from ..models.checkpoint import prune_checkpoints, save_checkpoint
 from ..pictures.animation import save_progress_gif
 from ..pictures.plots import save_figure
+from ..registry import METRICS
 from .callbacks import emit
 from .distributed import joined_world
 from .divergence import NONE_YET, all_finite
@@ -233,9 +234,10 @@ def measure_epoch(state: TrainState, log: Callable[[str], None]) -> dict[str, fl
               **state.setup.evaluator.measure(state.sampler)}
     write_result(state.paths.checkpoints, result)
     best = is_best_fid(progress.history, result)
-    log(f"epoch {progress.epoch}: FID {result['fid']:.3f} ({result['features']}), precision "
-        f"{result['precision']:.3f}, recall {result['recall']:.3f}{'; new best.pt' if best else ''}")
-    return {"fid": result["fid"]}
+    shown = "".join(f", {name} {result[name]:.3f}" for name in ("precision", "recall") if name in result)
+    log(f"epoch {progress.epoch}: FID {result['fid']:.3f} ({result['features']}){shown}"
+        f"{'; new best.pt' if best else ''}")
+    return {name: result[name] for metric in state.cfg.metrics() for name in METRICS.spec(metric).values}
 
 
 def is_best_fid(history: list[dict], measured: dict) -> bool:

@@ -20,6 +20,7 @@ from ..checks import check_folder, check_run_folders
 from ..config import TrainConfig
 from ..data.batches import DeviceBatches, batch_source
 from ..data.cache import CACHE_FOLDER, ImageData, load_image_data
+from ..data.datasets import labelled_names
 from ..data.sources import data_folder
 from ..data.transforms import to_signed
 from ..device import pick_device
@@ -261,8 +262,8 @@ def conditional_classes(cfg: TrainConfig, data: ImageData) -> int:
     if not cfg.conditional:
         return 0
     if data.labels is None:
-        raise UserError(f"--conditional needs a labelled dataset (fashion-mnist, mnist, synthetic); {data.source} "
-                        "has no labels: drop --conditional")
+        raise UserError(f"--conditional needs a labelled dataset ({labelled_names()}); {data.source} has no "
+                        "labels: drop --conditional")
     found = max(len(data.classes), int(data.labels.max()) + 1)
     if cfg.classes and cfg.classes != found:
         raise UserError(f"--classes {cfg.classes} does not match the {found} classes of {data.source}: "
