@@ -98,4 +98,5 @@ METRICS = Registry("eval_metrics", {
     "kid": "dcgan.metrics.kid:KID",
     "precision": "dcgan.metrics.precision_recall:PRECISION",
     "recall": "dcgan.metrics.precision_recall:RECALL",
+    "inception_score": "dcgan.metrics.inception_score:INCEPTION_SCORE",
 })

@@ -4,6 +4,7 @@
     metric            what a metric is: named values from real and generated features (and class probabilities)
     fid, kid          Frechet and kernel distances between two feature sets
     precision_recall  k-nearest-neighbour precision and recall
+    inception_score   the Inception Score of the generated images' class probabilities
     inception         the standard Inception-v3 FID features
     classifier        a small CNN trained on a labelled dataset, as a feature space
     face_rate         the share of images in which a face detector finds a face
