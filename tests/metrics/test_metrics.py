@@ -121,7 +121,7 @@ def test_the_default_metrics_are_the_four_with_the_numbers_of_their_functions():
     assert values["fid"] == frechet_distance(real, fake)
     assert (values["kid_mean"], values["kid_std"]) == kernel_distance(real, fake, 10, 1000)
     assert (values["precision"], values["recall"]) == precision_recall(real, fake)
-    assert TrainConfig().metrics() == list(METRICS.names)
+    assert TrainConfig().metrics() == ["fid", "kid", "precision", "recall"]
     assert list(compare_features(real, fake, ["recall", "fid"])) == ["recall", "fid"]
 
 
@@ -139,7 +139,7 @@ def test_the_chosen_metrics_are_in_the_result_and_the_table(tiny_evaluator):
 
 def test_an_unknown_metric_is_a_one_line_setting_error():
     with pytest.raises(SettingError, match="unknown --eval-metrics 'inception-score': use fid, kid, precision, "
-                                           "recall") as error:
+                                           "recall, inception_score") as error:
         TrainConfig(eval_metrics="fid,inception-score").validate()
     assert error.value.setting == "eval_metrics" and "\n" not in str(error.value)
     with pytest.raises(SettingError, match="lacks fid"):
@@ -155,3 +155,31 @@ def test_a_registered_metric_shows_up_with_no_other_edit(tiny_evaluator, monkeyp
     assert 1 / 3 <= result["toy_confidence"] <= 1 and 1 / 3 <= result["toy_real_confidence"] <= 1
     assert "fid" in result and "precision" not in result
     assert "toy_confidence" in result_table({**result, "run": "test", "epoch": 1})
+
+
+def test_the_inception_score_of_hand_made_probabilities():
+    from dcgan.metrics.inception_score import inception_score
+
+    confident = torch.eye(4).repeat(10, 1)  # every image sure of its class, the 4 classes evenly: IS = 4 per split
+    unsure = torch.full((40, 4), 0.25)  # every image undecided: KL to the marginal 0, IS = 1
+    one_class = torch.eye(4)[[0] * 40]  # sure, but all of one class: IS = 1
+    assert inception_score(FeatureSets(torch.zeros(40, 2), torch.zeros(40, 2), None, confident)) == {
+        "inception_score": pytest.approx(4.0), "inception_score_std": pytest.approx(0.0, abs=1e-9)}
+    for probabilities in (unsure, one_class):
+        values = inception_score(FeatureSets(torch.zeros(40, 2), torch.zeros(40, 2), None, probabilities))
+        assert values["inception_score"] == pytest.approx(1.0)
+    half = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]).repeat(20, 1)  # KL = log 2 each: IS = 2
+    assert inception_score(FeatureSets(torch.zeros(40, 2), torch.zeros(40, 2), None, half))[
+        "inception_score"] == pytest.approx(2.0)
+
+
+def test_the_inception_score_needs_class_probabilities_and_is_chosen_by_name(tiny_evaluator):
+    from dcgan.errors import UserError
+    from dcgan.metrics.inception_score import inception_score
+
+    with pytest.raises(UserError, match="needs class probabilities"):
+        inception_score(FeatureSets(torch.zeros(4, 2), torch.zeros(4, 2)))
+    evaluator, generator = tiny_evaluator("fid,inception_score")
+    result = evaluator.measure(generator)
+    assert 1.0 <= result["inception_score"] <= 3.0  # TinyFeatures' 3 classes bound it
+    assert "Inception Score" in result_table({**result, "run": "test", "epoch": 1})

@@ -16,6 +16,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dcgan import train
 from dcgan.cli import main
+from dcgan.training.history import history_figure
 from tests.helpers import quiet
 
 
@@ -78,12 +79,23 @@ def test_fid_is_logged_at_its_epoch(tiny_classifier, small_config):
     _, _, _, root = tiny_classifier
     cfg = small_config(data="fashion-mnist", nz=100, ngf=16, ndf=16, limit=320, epochs=2, eval_every=2, eval_n=100,
                        data_dir=str(root / "data"), checkpoints_dir=str(root / "checkpoints"), run="tb-fid",
-                       tensorboard=True)
+                       tensorboard=True, eval_metrics="fid,kid,precision,recall,inception_score")
     state = train(cfg, log=quiet)
-    points = read_events(state.paths.checkpoints / "tb").Scalars("eval/FID")
+    events = read_events(state.paths.checkpoints / "tb")
+    points = events.Scalars("eval/FID")
     assert [(point.step, point.value) for point in points] == [
         (row["step"], pytest.approx(row["fid"], rel=1e-6)) for row in state.history if "fid" in row]
     assert len(points) == 1 and points[0].step == state.step
+    # every value of every chosen metric: in the epoch's row, in TensorBoard, in losses.png's panels
+    evaluated = state.history[-1]
+    names = ("fid", "kid_mean", "kid_std", "precision", "recall", "inception_score", "inception_score_std")
+    assert all(name in evaluated for name in names)
+    for tag, name in (("eval/KID", "kid_mean"), ("eval/precision", "precision"),
+                      ("eval/inception_score", "inception_score")):
+        assert [point.value for point in events.Scalars(tag)] == [pytest.approx(evaluated[name], rel=1e-6)]
+    titles = [axes.get_title() for axes in history_figure(state.history, loss=cfg.loss).axes]
+    assert titles[:2] == ["Losses", "Discriminator outputs"] and titles[2].startswith("FID")
+    assert {"KID", "precision and recall", "inception_score"} <= set(titles)
 
 
 def test_the_command_line_writes_under_logdir_and_refuses_what_cannot_work(tmp_path, capsys, monkeypatch):

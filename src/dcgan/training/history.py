@@ -51,8 +51,10 @@ STATISTICS = {
 
 
 def statistic(name: str) -> Statistic:
-    """How `name` is shown: its entry in STATISTICS, or an evaluation value under its own name."""
-    return STATISTICS.get(name) or Statistic(name, f"eval/{name}", name, 4, measured="epoch")
+    """How `name` is shown: its entry in STATISTICS, or an evaluation value under its own name, in a panel of its
+    own (a spread, "..._std", in none)."""
+    panel = "" if name.endswith("_std") else name
+    return STATISTICS.get(name) or Statistic(name, f"eval/{name}", panel, 4, measured="epoch")
 
 
 def measurements(row: dict, measured: str) -> dict[str, float]:
