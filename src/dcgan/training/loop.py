@@ -138,18 +138,19 @@ def log_window(state: TrainState, epoch: int) -> dict:
 def stop_if_diverged_or_signalled(state: TrainState, signals: StopSignals) -> None:
     """Read the first non-finite step and the stop signal, agreed over the ranks (one host sync). Diverged: stop,
     naming the step. Signalled: save last.pt (unless this step's is written), then stop."""
-    setup, progress = state.setup, state.progress
+    setup = state.setup
     received, minus_first_bad = setup.world.agree([signals.received, -state.watch.first_bad], setup.device)
     if -minus_first_bad != NONE_YET:
         raise diverged(state, -minus_first_bad, "losses")
     if received:
         signals.received = received
-        path = state.saved[0] if state.saved and state.saved[1] == progress.step else save_progress(state)
-        raise stopped_by(state, signals, path)
+        raise saved_and_stopped(state, signals)
 
 
-def stopped_by(state: TrainState, signals: StopSignals, path: Path) -> TrainingStopped:
+def saved_and_stopped(state: TrainState, signals: StopSignals) -> TrainingStopped:
+    """last.pt written (unless this step's is already), and the stop that says where it is."""
     progress = state.progress
+    path = state.saved[0] if state.saved and state.saved[1] == progress.step else save_progress(state)
     where = (f"epoch {progress.epoch + 1}, step {progress.step} ({progress.epoch_step} of "
              f"{state.setup.steps_per_epoch} steps into the epoch)" if progress.epoch_step
              else f"the end of epoch {progress.epoch}, step {progress.step}")
