@@ -102,18 +102,20 @@ def shaping(cfg: TrainConfig, name: str) -> Any:
     return dict(zip(NAMED, cfg.architectures())).get(name, getattr(cfg, name))
 
 
-def restore_networks(payload: dict[str, Any], path: Path) -> tuple[nn.Module, nn.Module]:
-    """G and D built from the checkpoint's own config, with its weights (on the CPU)."""
-    generator, discriminator = build_networks(saved_config(payload, path))
+def restore_networks(payload: dict[str, Any], path: Path, cfg: TrainConfig | None = None
+                     ) -> tuple[nn.Module, nn.Module]:
+    """G and D built from the checkpoint's own config (`cfg`, when load_checked has given it), with its weights (on
+    the CPU)."""
+    generator, discriminator = build_networks(cfg or saved_config(payload, path))
     with state_dict_errors(path):
         generator.load_state_dict(payload["generator"])
         discriminator.load_state_dict(payload["discriminator"])
     return generator, discriminator
 
 
-def restore_sampler(payload: dict[str, Any], path: Path) -> nn.Module:
+def restore_sampler(payload: dict[str, Any], path: Path, cfg: TrainConfig | None = None) -> nn.Module:
     """The generator that draws a run's images: the moving average of G's weights when the run kept one."""
-    generator, _ = restore_networks(payload, path)
+    generator, _ = restore_networks(payload, path, cfg)
     if payload.get("generator_ema") is not None:
         with state_dict_errors(path):
             generator.load_state_dict(payload["generator_ema"])

@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..files import UnreadableFile, read_json
 from ..paths import RunPaths, eval_result_path, latest_run, root_or_default, run_paths
 from ..registry import WEIGHTS
-from .checkpoint import load_checkpoint, restore_networks, restore_sampler, saved_config
+from .checkpoint import load_checked, restore_networks, restore_sampler
 from .export import MAX_CONFIG_BYTES, load_export
 
 MISSING = "no run named: this needs --run NAME or --checkpoint PATH (a checkpoint file or a folder written by export)"
@@ -76,9 +76,8 @@ class RunReference:
             generator, cfg, saved = load_export(source)
             weights = exported_weights(saved, source, self.weights)
         else:
-            saved = load_checkpoint(source)
-            cfg = saved_config(saved, source)
-            generator, weights = WEIGHTS.spec(self.weights)(saved, source)
+            saved, cfg = load_checked(source)  # (its config validated there, once)
+            generator, weights = WEIGHTS.spec(self.weights)(saved, source, cfg)
         return LoadedRun(self, generator.to(device).eval(), cfg, saved, source, weights, device)
 
 
@@ -132,19 +131,19 @@ class LoadedRun:
 
 # The specs of registry.WEIGHTS: (G of a loaded checkpoint with those weights, "ema" or "raw")
 
-def auto_weights(saved: dict[str, Any], path: Path) -> tuple[nn.Module, str]:
+def auto_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
     """The moving average of G when the run kept one (--ema), else G's own weights."""
-    return (ema_weights if saved.get("generator_ema") is not None else raw_weights)(saved, path)
+    return (ema_weights if saved.get("generator_ema") is not None else raw_weights)(saved, path, cfg)
 
 
-def ema_weights(saved: dict[str, Any], path: Path) -> tuple[nn.Module, str]:
+def ema_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
     if saved.get("generator_ema") is None:
         raise UserError(f"checkpoint {path} has no moving average of G (the run had no --ema): use --weights raw")
-    return restore_sampler(saved, path), "ema"
+    return restore_sampler(saved, path, cfg), "ema"
 
 
-def raw_weights(saved: dict[str, Any], path: Path) -> tuple[nn.Module, str]:
-    return restore_networks(saved, path)[0], "raw"
+def raw_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
+    return restore_networks(saved, path, cfg)[0], "raw"
 
 
 def exported_weights(settings: dict[str, Any], folder: Path, weights: str) -> str:

@@ -54,9 +54,9 @@ from .state import (
     Progress,
     RunSetup,
     TrainState,
+    load_progress,
+    load_weights_and_optimizers,
     noise_seed,
-    restore_networks,
-    restore_progress,
 )
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
@@ -120,8 +120,8 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
     fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
     if resume_from is not None:
         payload, path = resume_from
-        restore_networks(nets, payload, path, cfg)
-        restore_progress(progress, payload, path, world, device, cfg.seed)
+        load_weights_and_optimizers(nets, payload, path, cfg)
+        load_progress(progress, payload, path, world, device, cfg.seed)
         fixed_noise = payload["fixed_noise"].float()
     setup = RunSetup(cfg, paths, device, world, plan, data, batch_source(data, device, cfg.data_on_device,
                                                                          plan.channels_last),

@@ -1,11 +1,11 @@
 """The run in progress: TrainState, in three parts (the run's fixed setup, the networks, the progress), and what a
 checkpoint holds of it.
 
-`checkpoint_payload(state)` is the checkpoint of the run as it stands; `restore_networks` and `restore_progress`
-put one back into a run being started. Besides weights and optimizers a checkpoint keeps the step reached (also
-in the middle of an epoch), the running means of the unfinished epoch, and every random stream (data order and
-flips, each rank's noise, torch's global generators), so that a run resumed on the CPU ends with the same
-weights as one that was never interrupted.
+`checkpoint_payload(state)` is the checkpoint of the run as it stands; `load_weights_and_optimizers` and
+`load_progress` put one back into a run being started. Besides weights and optimizers a checkpoint keeps the step
+reached (also in the middle of an epoch), the running means of the unfinished epoch, and every random stream
+(data order and flips, each rank's noise, torch's global generators), so that a run resumed on the CPU ends with
+the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def streams_of(progress: Progress, device: torch.device) -> dict[str, torch.Tens
     return streams
 
 
-def restore_networks(nets: Networks, payload: dict, path: Path, cfg: TrainConfig) -> None:
+def load_weights_and_optimizers(nets: Networks, payload: dict, path: Path, cfg: TrainConfig) -> None:
     """The checkpoint's weights and optimizer states, loaded into the run's networks and optimizers (built from
     the same architecture settings: start.py checked them)."""
     with state_dict_errors(path):
@@ -190,7 +190,7 @@ def restore_networks(nets: Networks, payload: dict, path: Path, cfg: TrainConfig
         raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
 
 
-def restore_progress(progress: Progress, payload: dict, path: Path, world: World, device: torch.device,
+def load_progress(progress: Progress, payload: dict, path: Path, world: World, device: torch.device,
                      seed: int) -> None:
     """Epochs and steps done, the history, the running means and every random stream, from a checkpoint."""
     try:
