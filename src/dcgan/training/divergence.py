@@ -19,10 +19,10 @@ class NonFiniteWatch:
         self.step = torch.tensor(step, dtype=torch.int64, device=device)  # steps done, counted on the device
         self.first_bad = torch.tensor(NONE_YET, dtype=torch.int64, device=device)
 
-    def observe(self, values: dict[str, torch.Tensor]) -> None:
-        """Called after each step with its statistics; five tiny kernels, no sync."""
+    def observe(self, values: torch.Tensor) -> None:
+        """Called after each step with its statistics, stacked; four tiny kernels, no sync."""
         self.step += 1
-        bad = ~torch.isfinite(torch.stack(list(values.values()))).all()
+        bad = ~torch.isfinite(values).all()
         self.first_bad = torch.where(bad, torch.minimum(self.first_bad, self.step), self.first_bad)
 
 

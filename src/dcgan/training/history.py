@@ -80,10 +80,13 @@ class RunningMeans:
         self.seconds_before = 0.0  # time spent on these steps before a resume
         self.started = time.perf_counter()
 
-    def add(self, values: dict[str, torch.Tensor]) -> None:
+    def add(self, names: tuple[str, ...], values: torch.Tensor) -> None:
+        """One step's statistics: their names, and their values stacked in that order, shape (len(names),)."""
         if self.sums is None:
-            self.names, self.sums = tuple(values), torch.zeros(len(values), device=self.device)
-        self.sums += torch.stack([values[name] for name in self.names])
+            self.names, self.sums = names, torch.zeros(len(names), device=self.device)
+        elif names != self.names:
+            raise ValueError(f"the step reported {', '.join(names)}, not {', '.join(self.names)}")
+        self.sums += values
         self.count += 1
 
     @property

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from ..checks import check_places
@@ -106,9 +107,10 @@ def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: 
     labels = iter(setup.labels[order.to(setup.device)].split(local_batch)) if setup.labels is not None else None
     for real in bar:
         values = state.runner(state, real, None if labels is None else next(labels))
-        progress.epoch_means.add(values)
-        progress.window_means.add(values)
-        state.watch.observe(values)
+        stacked = torch.stack(list(values.values()))  # (one kernel: the step's statistics side by side)
+        progress.epoch_means.add(tuple(values), stacked)
+        progress.window_means.add(tuple(values), stacked)
+        state.watch.observe(stacked)
         progress.step += 1
         progress.epoch_step += 1
         emit(callbacks, "on_step_end", state)
