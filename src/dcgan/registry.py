@@ -21,7 +21,7 @@ from .errors import SettingError
 class Registry:
     """The names a setting takes, each with the place of its spec ("module:attribute")."""
 
-    setting: str  # the config field that names one (or, comma-separated, several) of them
+    setting: str  # the setting or flag that names one (or, comma-separated, several) of them
     places: dict[str, str]
 
     @property
