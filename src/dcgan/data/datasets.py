@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..registry import DATASETS
-from .sources import DrawnShapes, IdxFiles, NamedFolder
+from .sources import DrawnShapes, IdxFiles, NamedFolder, named
 from .synthetic import SHAPES
 
 
@@ -68,6 +68,12 @@ def specs() -> list[Dataset]:
 def labelled_names() -> str:
     """The datasets with labels, for messages: "fashion-mnist, mnist, synthetic"."""
     return ", ".join(spec.name for spec in specs() if spec.classes)
+
+
+def has_classifier(data: str) -> bool:
+    """Whether the --data value `data` names a dataset a feature classifier can be trained on (a folder never)."""
+    spec = named(data)
+    return spec is not None and spec.has_classifier
 
 
 def classifier_names() -> str:

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.cache import load_image_data
-from ..data.datasets import classifier_names
+from ..data.datasets import classifier_names, has_classifier
 from ..data.sources import named
 from ..data.transforms import to_signed
 from ..errors import UserError, first_line
@@ -100,11 +100,10 @@ def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs
 def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
                              progress: bool = True, log=print) -> tuple[FeatureClassifier, float]:
     """The cached classifier for `dataset`, trained first when there is none."""
-    spec = named(dataset)
-    if spec is None or not spec.has_classifier:
+    if not has_classifier(dataset):
         raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
                         f"({classifier_names()})")
-    path = classifier_file(dataset, checkpoints_root)
+    spec, path = named(dataset), classifier_file(dataset, checkpoints_root)
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)

@@ -15,7 +15,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data.cache import real_images_for
-from ..data.datasets import classifier_names
+from ..data.datasets import classifier_names, has_classifier
 from ..data.faces import face_detector, faces_for_dataset
 from ..data.sources import named
 from ..errors import UserError
@@ -66,8 +66,7 @@ def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Pa
             weights = download_weights()
         if weights is not None:
             return load_inception(weights, device), INCEPTION_LABEL
-        spec = named(dataset)
-        if spec is None or not spec.has_classifier:
+        if not has_classifier(dataset):
             raise UserError(f"no feature space for '{dataset}' without Inception: {inception_missing_message()} "
                             f"(classifier features need a labelled dataset: {classifier_names()})")
     model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
@@ -150,8 +149,7 @@ def measure_classes(cfg, generator, n: int, checkpoints_root: Path, data_dir: st
                     progress: bool, log) -> dict:
     """For a conditional run on a labelled dataset: how often the dataset's classifier recognises the class G
     was asked for (chance: 1 / classes)."""
-    spec = named(cfg.data)
-    if not cfg.conditional or spec is None or not spec.has_classifier:
+    if not cfg.conditional or not has_classifier(cfg.data):
         return {}
     classifier, test_accuracy = load_or_train_classifier(cfg.data, checkpoints_root,
                                                          root_or_default(data_dir or cfg.data_dir, "data"), device,
