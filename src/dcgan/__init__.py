@@ -2,6 +2,7 @@
 
     from dcgan import TrainConfig, train
     state = train(TrainConfig(data="fashion-mnist", image_size=32, epochs=5, run="fm32"))
+    state = train(cfg, generator=MyG(), discriminator=MyD(), loss=MyLoss())  # your own parts, everything else alike
 
 The package is cut by concern into folders, each importing only the folders before it: data, models, pictures,
 metrics, training. At the top lies what they all share (config, presets, registry, checks, errors, files, lock, paths,
@@ -18,10 +19,15 @@ _EXPORTS = {
     "train": "training.loop",
     "TrainState": "training.state",
     "Callback": "training.callbacks",
+    "Loss": "models.losses",
+    "register_loss": "models.losses",
+    "register_generator": "models.architectures",
+    "register_discriminator": "models.architectures",
+    "report": "models.statistics",
     "Generator": "models.dcgan",
     "Discriminator": "models.dcgan",
     "build_models": "models.dcgan",
-    "build_networks": "models.build",
+    "build_networks": "models.parts",
     "compare_variants": "training.variants",
     "load_image_data": "data.cache",
     "load_checkpoint": "models.checkpoint",

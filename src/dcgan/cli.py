@@ -239,7 +239,7 @@ def run_train(args: argparse.Namespace) -> None:
     given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)
              if hasattr(args, spec.name)}
     preset = preset_settings(args.preset) if args.preset else {}
-    train(train_config(given, args.preset), given=set(preset) | set(given))
+    train(train_config(given, args.preset), flags=set(preset) | set(given))
 
 
 def run_sample(args: argparse.Namespace) -> None:

@@ -16,17 +16,17 @@ from typing import Any
 from .checks import check_number, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
-from .registry import DATASETS, DISCRIMINATORS, GENERATORS, LOSSES, METRICS
+from .registry import DATASETS, DISCRIMINATORS, GENERATORS, LOSSES, METRICS, REGISTERED_NAME, is_object_name
 
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
-FAMILIES = tuple(name for name in GENERATORS.names if name in DISCRIMINATORS.names)  # what --arch names
 NAMED = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}  # settings naming a registered spec ("" = --arch)
+PARTS = {"loss": LOSSES, **NAMED}  # the settings a run may be given an object for instead of a name
 
 
 def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), architecture: bool = False,
             follows_data: bool = False, place: str = "", limits: tuple[float, float | None] | None = None,
-            exported: int = 0, session: bool = False) -> Any:
+            exported: int = 0, session: bool = False, penalty: bool = False) -> Any:
     """A config field: its default, the help text the CLI shows for it, and its roles (fields_with asks them):
         choices       the words it takes
         architecture  it shapes the networks (and their checkpoint): a resumed run must keep it
@@ -35,9 +35,10 @@ def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), architect
         limits        (lowest, highest) of a number setting, highest None for no bound: beyond, a run cannot work
         exported      an export records it, since that export format (models/export.py's EXPORT_VERSION)
         session       it describes this invocation, not the run: never inherited from a checkpoint on --resume
+        penalty       it weighs a loss's penalty: only the loss whose spec names it (penalty_setting) reads it
     """
     roles = {"choices": choices, "architecture": architecture, "follows_data": follows_data, "place": place,
-             "limits": limits, "exported": exported, "session": session}
+             "limits": limits, "exported": exported, "session": session, "penalty": penalty}
     return field(default=default, metadata={"help": help, **{role: value for role, value in roles.items() if value}})
 
 
@@ -59,8 +60,7 @@ class TrainConfig:
     # model
     arch: str = setting("dcgan", "network family: G and D of one design (dcgan: convolutional; resnet: residual "
                         "up-blocks in G, dropout 0.4 in D, the 96x96 anime recipe; mlp: the plain fully connected "
-                        "GAN), unless --generator or --discriminator choose another", choices=FAMILIES,
-                        architecture=True, exported=1)
+                        "GAN), unless --generator or --discriminator choose another", architecture=True, exported=1)
     generator: str = setting("", "G's architecture; empty follows --arch", architecture=True, exported=2)
     discriminator: str = setting("", "D's architecture; empty follows --arch", architecture=True)
     nz: int = setting(100, "length of the noise vector z", architecture=True, limits=(1, 4096), exported=1)
@@ -75,10 +75,12 @@ class TrainConfig:
                            follows_data=True, limits=(0, 10_000), exported=1)
     spectral_norm: bool = setting(False, "spectral normalisation of D's weight layers", architecture=True)
     # loss and stabilisers
-    loss: str = setting("bce", f"GAN loss: {LOSSES.listed()} (bce is the DCGAN loss, with --real-label smoothing; "
-                        "wgan-gp: Wasserstein with gradient penalty; docs/options.md describes each)",
-                        choices=LOSSES.names, architecture=True)
-    gp_weight: float = setting(10.0, "weight of the gradient penalty (losses with one: wgan-gp)", limits=(0, 1e6))
+    loss: str = setting("bce", "GAN loss (bce is the DCGAN loss, with --real-label smoothing; wgan-gp: Wasserstein "
+                        "with gradient penalty; r1: bce with the R1 penalty; docs/options.md describes each)",
+                        architecture=True)
+    gp_weight: float = setting(10.0, "weight of the gradient penalty (wgan-gp)", limits=(0, 1e6), penalty=True)
+    r1_gamma: float = setting(10.0, "gamma of the R1 penalty, gamma / 2 * mean ||grad D(x)||^2 on real images (r1)",
+                              limits=(0, 1e6), penalty=True)
     n_critic: int = setting(0, "D steps per G step; 0 = the loss's (5 with wgan-gp, else 1)", limits=(0, 100))
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights, used for samples and "
                          "evaluation (e.g. 0.999); 0 = off", limits=(0, 1))
@@ -175,10 +177,8 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise SettingError(name, f"unknown {flag(name)} '{getattr(self, name)}': use "
                                    f"{', '.join(choices)}")
-        for name, registry in NAMED.items():
-            if getattr(self, name):
-                registry.check(getattr(self, name))
-        self.check_size()
+        for name in ("arch", *PARTS):
+            check_part_name(name, getattr(self, name))
         if self.channels not in (0, 1, 3):
             raise SettingError("channels", f"unsupported channel count {self.channels}: use 1 (grayscale), 3 "
                                "(RGB) or 0 to follow the data")
@@ -186,7 +186,7 @@ class TrainConfig:
             if not (0.0 <= getattr(self, name) <= 1.0 or getattr(self, name) == -1):
                 raise SettingError(name, f"--{flag(name)} must lie in [0, 1] (or be -1 for the loss's default), "
                                    f"got {getattr(self, name)}")
-        self.validate_variant()
+        self.validate_stabilisers()
         return self
 
     def architectures(self) -> tuple[str, str]:
@@ -194,28 +194,42 @@ class TrainConfig:
         each following --arch when empty."""
         return self.generator or self.arch, self.discriminator or self.arch
 
-    def check_size(self) -> None:
-        """image_size is one that G's and D's specs support."""
-        size = self.image_size
-        for name, registry in zip(self.architectures(), NAMED.values()):
-            spec = registry.spec(name)
-            if size not in spec.sizes:
-                takes = [family for family in FAMILIES
-                         if all(size in each.spec(family).sizes for each in NAMED.values())]
-                hint = f" (--arch {' or '.join(takes)} takes {size})" if takes else ""
-                raise SettingError("image_size", f"unsupported image size {size} for the {name} {registry.setting}: "
-                                   f"use {spec.sizes_text()}{hint}")
+    def part_names(self) -> dict[str, str]:
+        """The loss's, G's and D's names (G and D following --arch when empty), or their objects' classes."""
+        generator, discriminator = self.architectures()
+        return {"loss": self.loss, "generator": generator, "discriminator": discriminator}
 
-    def validate_variant(self) -> None:
-        """The loss, conditioning and stabiliser settings: known values, and combinations that make sense."""
-        loss = LOSSES.spec(self.loss)
+    def check_parts(self, given: Collection[str] = ()) -> None:
+        """When the parts are used: the loss, G and D that are not `given` as objects name registered specs (a name
+        registered at run time counts), and image_size is one that the named G's and D's specs support."""
+        for name, value in self.part_names().items():
+            if name in given or is_object_name(value):  # (an object a resumed run had: checked when given again)
+                continue
+            if name in NAMED and not getattr(self, name) and value not in families():
+                raise SettingError("arch", f"unknown --arch '{value:.60}': use {', '.join(families())}")
+            spec = PARTS[name].spec(value)
+            if name in NAMED and self.image_size not in spec.sizes:
+                takes = [family for family in families()
+                         if all(self.image_size in each.spec(family).sizes for each in NAMED.values())]
+                hint = f" (--arch {' or '.join(takes)} takes {self.image_size})" if takes else ""
+                raise SettingError("image_size", f"unsupported image size {self.image_size} for the {value} "
+                                   f"{name}: use {spec.sizes_text()}{hint}")
+
+    def check_loss_settings(self, loss: Any) -> None:
+        """The settings that only some losses read (`loss`: a models.losses.Loss): the targets, and the weight of each
+        penalty."""
         if not loss.targets and (self.real_label, self.fake_label) != (1.0, 0.0):
             raise SettingError("real_label", f"--real-label / --fake-label are targets of the losses that have "
                                f"them ({', '.join(names_of_losses(targets=True))}); --loss {self.loss} has none: "
                                "drop them")
-        if self.gp_weight != 10.0 and not loss.penalised:
-            raise SettingError("gp_weight", f"--gp-weight applies to the losses with a gradient penalty "
-                               f"({', '.join(names_of_losses(penalised=True))}) only: drop it or use one of them")
+        for name in fields_with("penalty"):
+            if getattr(self, name) != SETTINGS[name].default and loss.penalty_setting != name:
+                users = [each for each in LOSSES.names if LOSSES.spec(each).penalty_setting == name]
+                raise SettingError(name, f"--{flag(name)} weighs the penalty of --loss {' or '.join(users)} only: "
+                                   "drop it or use that loss")
+
+    def validate_stabilisers(self) -> None:
+        """The conditioning and stabiliser settings: known values, and combinations that make sense."""
         if not 0.0 <= self.ema < 1.0:
             raise SettingError("ema", f"--ema must lie in [0, 1) (e.g. 0.999; 0 = off), got {self.ema}")
         unknown = [name for name in self.augmentations() if name not in AUGMENTATIONS]
@@ -233,29 +247,29 @@ class TrainConfig:
         """The DiffAugment policies, in the order given: "translation,color" -> ["translation", "color"]."""
         return [name.strip() for name in self.diffaugment.split(",") if name.strip()]
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every "follow the loss" default made concrete (what config.json records)."""
-        loss = LOSSES.spec(self.loss)
+    def resolved(self, loss: Any) -> TrainConfig:
+        """A copy with every "follow the loss" default made concrete from the run's loss (a models.losses.Loss: its
+        n_critic and betas; what config.json records);
+        a SettingError for a setting this loss does not read."""
+        self.check_loss_settings(loss)
         return dataclasses.replace(
             self, n_critic=self.n_critic or loss.n_critic, lr_g=self.lr_g or self.lr, lr_d=self.lr_d or self.lr,
             beta1=loss.betas[0] if self.beta1 == -1 else self.beta1,
             beta2=loss.betas[1] if self.beta2 == -1 else self.beta2,
             diffaugment=",".join(self.augmentations()))
 
-    def over_saved(self, saved: TrainConfig, given: Collection[str] | None = None) -> TrainConfig:
+    def over_saved(self, saved: TrainConfig, flags: Collection[str] | None = None) -> TrainConfig:
         """With --resume: this request over the run's saved config. A setting of the run that the request does not
-        give is the saved one; `given` names the settings given (the CLI's flags); None: those that differ from
+        give is the saved one; `flags` names the settings given (the CLI's flags); None: those that differ from
         their defaults (Python and the notebooks). Settings of the invocation (the session role) are never inherited."""
         defaults = TrainConfig()
-        if given is None:
-            given = [name for name, value in self.to_dict().items() if value != getattr(defaults, name)]
-        requested = {name: getattr(self, name) for name in given}
-        inherited = {name: value for name, value in saved.to_dict().items() if name not in fields_with("session")}
+        if flags is None:
+            flags = [name for name, value in dataclasses.asdict(self).items() if value != getattr(defaults, name)]
+        requested = {name: getattr(self, name) for name in flags}
+        inherited = {name: value for name, value in dataclasses.asdict(saved).items()
+                     if name not in fields_with("session")}
         session = {name: getattr(self, name) for name in fields_with("session")}
         return dataclasses.replace(self, **{**inherited, **session, **requested})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_preset(cls, name: str, **settings: Any) -> TrainConfig:
@@ -299,13 +313,36 @@ def limits_of(name: str) -> tuple[float, float | None]:
 
 
 def help_of(name: str) -> str:
-    """A setting's help text, for a setting that names a spec followed by each choice with the spec's help."""
+    """A setting's help text; for a setting that names a spec, followed by the names registered now (G's and D's
+    with each spec's help)."""
+    text = SETTINGS[name].metadata["help"]
+    if name == "loss":
+        return f"{text}: {LOSSES.listed()}"
+    if name == "arch":
+        return f"{text}: {', '.join(families())}"
     if name not in NAMED:
-        return SETTINGS[name].metadata["help"]
+        return text
     registry = NAMED[name]
     choices = "; ".join(f"{choice}: {spec.help} ({spec.sizes_text()} pixels)"
                         for choice, spec in zip(registry.names, map(registry.spec, registry.names)))
-    return f"{SETTINGS[name].metadata['help']}. {choices}"
+    return f"{text}. {choices}"
+
+
+def families() -> tuple[str, ...]:
+    """What --arch names: the designs registered both as a G and as a D (built in: dcgan, resnet, mlp)."""
+    return tuple(name for name in GENERATORS.names if name in DISCRIMINATORS.names)
+
+
+def check_part_name(name: str, value: str) -> None:
+    """A loss, G, D or family setting holds a name that can be registered, or an object's class; whether the name is
+    registered is checked when the part is used (check_parts)."""
+    if value == "" and name in NAMED:
+        return
+    if REGISTERED_NAME.fullmatch(value) or (name in PARTS and is_object_name(value) and len(value) <= 300):
+        return
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    raise SettingError(name, f"--{flag(name)} '{shown}' is not a name: use one of "
+                       f"{(PARTS.get(name) or GENERATORS).listed() if name != 'arch' else ', '.join(families())}")
 
 
 SETTINGS = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
@@ -335,8 +372,8 @@ def typed_setting(name: str, value: Any, default: Any) -> Any:
     raise SettingError(name, f"{name} = {shown} is not {description} (e.g. {name} = {default!r})")
 
 
-def names_of_losses(**facts: bool) -> list[str]:
-    """The registered losses whose specs have these facts: names_of_losses(targets=True) -> ["bce", "lsgan"]."""
+def names_of_losses(**facts: Any) -> list[str]:
+    """The registered losses whose specs have these facts: names_of_losses(targets=True) -> ["bce", "lsgan", "r1"]."""
     return [name for name in LOSSES.names
             if all(getattr(LOSSES.spec(name), fact) == value for fact, value in facts.items())]
 

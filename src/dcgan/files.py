@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or a kill mid-write never leaves a half-written file in place; PNG encoding."""
+"""Atomic file writes: a crash or a kill mid-write never leaves a half-written file in place; PNG encoding; the
+package's own files (JSON, PNG) read back whole and checked: regular, bounded, never through a link."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import os
 import re
 import stat
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError, first_line
 
 TEMPORARY_SUFFIX = ".tmp"  # .<name>.<random>.tmp: a write in progress, or one a killed process left behind
 MAX_JSON_DEPTH = 32  # nesting of any JSON file read (dcgan's own nest at most 3 deep)
+MAX_PNG_BYTES = 64 << 20  # a grid or figure this package writes is a few MB at most
 STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
@@ -226,6 +229,24 @@ def read_json(path: Path, max_bytes: int) -> Any:
     except UnicodeDecodeError:
         raise UnreadableFile("it is not UTF-8 text") from None
     return parse_json(text)
+
+
+def read_png(path: Path, max_bytes: int = MAX_PNG_BYTES) -> Image.Image:
+    """A picture this package wrote (a grid, a figure) read back whole and decoded: a regular file (read_regular),
+    an image Pillow decodes completely within its pixel limit; UnreadableFile otherwise."""
+    data = read_regular(path, max_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except UnidentifiedImageError:
+        raise UnreadableFile("not an image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableFile("too many pixels (decompression bomb)") from None
+    except (OSError, ValueError, SyntaxError):
+        raise UnreadableFile("corrupt or cut off") from None
+    return image
 
 
 def parse_json(text: str) -> Any:

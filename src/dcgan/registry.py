@@ -5,16 +5,26 @@ owns its concern (models/losses.py, models/architectures.py, data/datasets.py, m
 each name to where its spec lives (`"dcgan.models.losses:HINGE"`, as stylegan2-ada's `class_name`), so that the
 settings can list and check names without importing the code behind them; `spec(name)` imports that code when it
 is first asked. Adding a part is its spec and one line here.
+
+Losses and networks can also be registered at run time (`dcgan.register_loss("mine", MyLoss())`,
+`register_generator`, `register_discriminator`): the spec itself is then stored under the name, for this process.
+Names are checked when they are used, never fixed when a module is imported. A run may also be given its G, D or
+loss as an object instead of a name (`train(cfg, generator=G)`): its setting then holds the object's class as
+"module:QualifiedName" (`object_name`), a form no registered name takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
 from typing import Any
 
-from .errors import SettingError
+from .errors import SettingError, UserError
+
+REGISTERED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # what register() takes: "mine", "r1-strong"
+OBJECT_NAME = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*")  # a class, "module:QualifiedName"
 
 
 @dataclass(frozen=True)
@@ -22,11 +32,26 @@ class Registry:
     """The names a setting takes, each with the place of its spec ("module:attribute")."""
 
     setting: str  # the setting or flag that names one (or, comma-separated, several) of them
-    places: dict[str, str]
+    places: dict[str, Any]  # name -> "module:attribute" of a built-in spec, or a spec registered at run time
+    built_in: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "built_in", frozenset(self.places))
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The names registered now (built-in ones first)."""
         return tuple(self.places)
+
+    def register(self, name: str, spec: Any) -> None:
+        """`spec` under `name` from now on, in this process; a name registered at run time before is replaced."""
+        if not isinstance(name, str) or not REGISTERED_NAME.fullmatch(name):
+            raise UserError(f"cannot register {name!r:.50}: a name is lowercase letters, digits, - and _ (at most "
+                            "40), e.g. 'mine'")
+        if name in self.built_in:
+            raise UserError(f"'{name}' is a built-in {self.setting.replace('_', ' ')}: register yours under another "
+                            "name")
+        self.places[name] = spec
 
     def listed(self) -> str:
         """The names for a help or error text: "bce, lsgan, hinge"."""
@@ -41,8 +66,19 @@ class Registry:
         return name
 
     def spec(self, name: str) -> Any:
-        """The spec registered as `name` (imported on first use)."""
-        return load(self.places[self.check(name)])
+        """The spec registered as `name` (a built-in one imported on first use)."""
+        place = self.places[self.check(name)]
+        return load(place) if isinstance(place, str) else place
+
+
+def object_name(item: Any) -> str:
+    """The name a setting holds for an object given in its place: its class, "module:QualifiedName"."""
+    return f"{type(item).__module__}:{type(item).__qualname__}"
+
+
+def is_object_name(name: str) -> bool:
+    """Whether a setting's value names an object's class (given to train()) rather than a registered spec."""
+    return bool(OBJECT_NAME.fullmatch(name))
 
 
 @cache
@@ -58,6 +94,7 @@ LOSSES = Registry("loss", {
     "hinge": "dcgan.models.losses:HINGE",
     "wgan-gp": "dcgan.models.losses:WGAN_GP",
     "relativistic": "dcgan.models.losses:RELATIVISTIC",
+    "r1": "dcgan.models.losses:R1",
 })
 
 # --- architectures (models/architectures.py): one spec per design of G and of D; --arch names a family, a G and

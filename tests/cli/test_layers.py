@@ -130,7 +130,7 @@ def test_the_package_imports_only_downwards_and_has_no_cycle():
 @pytest.mark.parametrize("module, added, expected", [
     ("data/cache.py", "from ..training.loop import train", "data.cache imports training.loop: data may not import "
                                                            "training"),
-    ("models/build.py", "from ..pictures.sampling import generate", "models.build imports pictures.sampling: models "
+    ("models/parts.py", "from ..pictures.sampling import generate", "models.parts imports pictures.sampling: models "
                                                                     "may not import pictures"),
     ("metrics/fid.py", "    from dcgan.training.state import TrainState", "metrics.fid imports training.state: "
                                                                           "metrics may not import training"),
@@ -138,8 +138,8 @@ def test_the_package_imports_only_downwards_and_has_no_cycle():
     ("training/loop.py", "from ..cli import main", "training.loop imports the CLI"),
     ("models/architectures.py", "from .dcgan import Generator", "import cycle: models.architectures -> "
                                                                 "models.dcgan -> models.architectures"),
-    ("training/state.py", "from .loop import train", "import cycle: training.loop -> training.callbacks -> "
-                                                     "training.state -> training.loop"),
+    ("training/step.py", "from .loop import train", "import cycle: training.loop -> training.start -> "
+                                                    "training.execution -> training.step -> training.loop"),
 ])
 def test_an_upward_import_or_a_cycle_is_caught(tmp_path, module, added, expected):
     copy = tmp_path / "dcgan"

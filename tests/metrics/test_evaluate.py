@@ -8,7 +8,8 @@ import torch
 from dcgan.cli import main
 from dcgan.data.cache import load_image_data
 from dcgan.metrics.classifier import classifier_file, load_or_train_classifier
-from dcgan.metrics.evaluate import compare_features, evaluate, extract
+from dcgan.metrics.evaluate import evaluate
+from dcgan.metrics.features import compare_features, extract
 from dcgan.models.dcgan import build_models
 from dcgan.models.runs import RunReference
 from dcgan.pictures.sampling import generate, noise_for

@@ -12,7 +12,8 @@ import torch
 
 from dcgan.cli import main
 from dcgan.errors import UserError
-from dcgan.metrics.evaluate import evaluate, feature_model
+from dcgan.metrics.evaluate import evaluate
+from dcgan.metrics.features import feature_model
 from dcgan.metrics.inception import (
     WEIGHTS_FILE,
     default_weights_path,

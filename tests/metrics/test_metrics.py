@@ -9,7 +9,8 @@ import torch
 
 from dcgan import TrainConfig
 from dcgan.errors import SettingError
-from dcgan.metrics.evaluate import compare_features, result_table
+from dcgan.metrics.evaluate import result_table
+from dcgan.metrics.features import compare_features
 from dcgan.metrics.fid import frechet_distance
 from dcgan.metrics.kid import kernel_distance
 from dcgan.metrics.metric import FeatureSets, Metric
@@ -99,16 +100,16 @@ class TinyFeatures(torch.nn.Module):
 @pytest.fixture
 def tiny_evaluator(small_config, monkeypatch):
     """An Evaluator for a synthetic run, in TinyFeatures' space, and an untrained G of that run."""
-    from dcgan.metrics import evaluate
-    from dcgan.models.build import build_networks
+    from dcgan.metrics import features
+    from dcgan.models.parts import build_networks
 
-    monkeypatch.setattr(evaluate, "feature_model", lambda *args, **kwargs: (TinyFeatures(), "tiny features"))
+    monkeypatch.setattr(features, "feature_model", lambda *args, **kwargs: (TinyFeatures(), "tiny features"))
 
     def build(metrics: str):
         cfg = small_config(eval_metrics=metrics, channels=3).validate()
         torch.manual_seed(0)
         generator = build_networks(cfg)[0]
-        return evaluate.Evaluator(cfg, 64, "auto", torch.device("cpu"), Path(cfg.checkpoints_dir),
+        return features.Evaluator(cfg, 64, "auto", torch.device("cpu"), Path(cfg.checkpoints_dir),
                                   progress=False), generator
     return build
 

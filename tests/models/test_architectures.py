@@ -12,14 +12,15 @@ import torch
 
 from dcgan import TrainConfig, train
 from dcgan.cli import build_parser, main, train_config
-from dcgan.config import FAMILIES, fields_with, help_of
+from dcgan.config import families, fields_with, help_of
 from dcgan.errors import SettingError, UserError
 from dcgan.models.architectures import unused_settings
-from dcgan.models.build import build_networks
-from dcgan.models.checkpoint import check_architecture, load_checked, load_checkpoint, restore_networks, save_checkpoint
+from dcgan.models.checkpoint import check_architecture, load_checked, load_checkpoint, restore_networks
 from dcgan.models.export import export_fields, export_settings, load_export, write_export
+from dcgan.models.parts import build_networks
 from dcgan.pictures.sampling import generate, noise_for
 from dcgan.registry import DISCRIMINATORS, GENERATORS
+from dcgan.training.state import save_checkpoint
 
 
 def quiet(line: str) -> None:
@@ -48,7 +49,7 @@ def test_every_discriminator_judges_images_of_every_size_it_declares(name, size)
 
 
 def test_arch_is_the_family_and_each_part_can_be_chosen_alone():
-    assert set(FAMILIES) == {"dcgan", "resnet", "mlp"}
+    assert set(families()) == {"dcgan", "resnet", "mlp"}
     assert TrainConfig(arch="resnet").architectures() == ("resnet", "resnet")
     assert TrainConfig(arch="resnet", discriminator="mlp").architectures() == ("resnet", "mlp")
     generator, discriminator = build_networks(TrainConfig(generator="mlp", discriminator="resnet", image_size=32,
@@ -66,7 +67,7 @@ def test_arch_is_the_family_and_each_part_can_be_chosen_alone():
 ])
 def test_a_size_or_a_name_no_spec_supports_is_refused_in_one_line(settings, told):
     with pytest.raises(SettingError, match="^" + told.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
-        TrainConfig(**settings).validate()
+        TrainConfig(**settings).validate().check_parts()  # (names and sizes: checked when the parts are used)
 
 
 def test_the_cli_help_lists_each_spec_with_its_help_and_sizes(capsys):
@@ -91,7 +92,7 @@ def test_a_g_and_a_d_of_different_designs_train_resume_and_export(small_config, 
     assert resumed.epoch == 2
     with pytest.raises(UserError, match="discriminator=mlp but this run asks for discriminator=dcgan"):
         train(dataclasses.replace(cfg, resume=True, epochs=3, discriminator=""), log=quiet,
-              given={"resume", "epochs", "discriminator"})  # as the CLI gives --discriminator ""
+              flags={"resume", "epochs", "discriminator"})  # as the CLI gives --discriminator ""
     settings = export_settings(resumed.cfg, {"run": "mixed", "data": "synthetic", "epoch": 2, "step": 4,
                                              "weights": "raw"})
     assert settings["generator"] == "resnet" and "hidden" not in settings  # what G does not read stays out

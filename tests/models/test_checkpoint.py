@@ -1,4 +1,5 @@
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -13,16 +14,16 @@ from dcgan.models.checkpoint import (
     check_architecture,
     load_checkpoint,
     restore_networks,
-    save_checkpoint,
 )
 from dcgan.models.dcgan import build_models
+from dcgan.training.state import save_checkpoint
 
 
 def minimal_payload(cfg=None):
     cfg = cfg or TrainConfig(image_size=32, channels=1, nz=8, ngf=4, ndf=4)
     generator, discriminator = build_models(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.ndf)
     opt = torch.optim.Adam(generator.parameters())
-    return {"format_version": FORMAT_VERSION, "config": cfg.to_dict(), "generator": generator.state_dict(),
+    return {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(cfg), "generator": generator.state_dict(),
             "discriminator": discriminator.state_dict(), "optimizer_g": opt.state_dict(),
             "optimizer_d": opt.state_dict(), "epoch": 3, "step": 30, "fixed_noise": torch.randn(10, cfg.nz),
             "rng": {"data": torch.Generator().get_state()}, "history": [{"kind": "epoch", "loss_D": 0.5}]}

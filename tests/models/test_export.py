@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from dcgan import train
 from dcgan.cli import main
-from dcgan.models.checkpoint import load_checkpoint, restore_networks, restore_sampler
+from dcgan.models.checkpoint import load_checkpoint, restore_generator, restore_networks
 from dcgan.models.export import ExportedGenerator
 from dcgan.models.runs import RunReference, load_notebook_run, load_run
 from dcgan.pictures.grids import grid_image
@@ -56,7 +56,7 @@ def test_an_export_draws_what_its_checkpoint_draws_through_sample_load_run_and_t
     assert (out / "model.safetensors").read_bytes()[8:9] == b"{"  # a JSON header then raw tensors: no pickle
     payload = load_checkpoint(state.paths.last_checkpoint)
     noise = noise_for(12, 16, seed=3)
-    expected = generate(restore_sampler(payload, state.paths.last_checkpoint), noise)
+    expected = generate(restore_generator(payload, state.paths.last_checkpoint, weights="generator_ema"), noise)
     assert not torch.equal(expected, generate(restore_networks(payload, state.paths.last_checkpoint)[0], noise))
     run = load_run(checkpoint=str(out), device="cpu")
     generator, cfg, about = run.generator, run.cfg, run.saved

@@ -78,8 +78,9 @@ def test_every_registered_loss_is_a_whole_spec():
         loss = LOSSES.spec(name)
         assert loss.critic_norm in ("batch", "layer") and loss.n_critic >= 1 and len(loss.betas) == 2
         assert torch.isfinite(loss.d_loss(REAL, FAKE, 1.0, 0.0)) and torch.isfinite(loss.g_loss(REAL, FAKE))
-    assert [name for name in LOSSES.names if LOSSES.spec(name).penalised] == ["wgan-gp"]
-    assert [name for name in LOSSES.names if LOSSES.spec(name).targets] == ["bce", "lsgan"]
+    assert {name: LOSSES.spec(name).penalty_setting for name in LOSSES.names if LOSSES.spec(name).penalty_setting} \
+        == {"wgan-gp": "gp_weight", "r1": "r1_gamma"}
+    assert [name for name in LOSSES.names if LOSSES.spec(name).targets] == ["bce", "lsgan", "r1"]
 
 
 def test_the_relativistic_average_loss_matches_its_formula():

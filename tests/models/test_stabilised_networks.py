@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dcgan.config import TrainConfig
-from dcgan.models.build import build_networks
+from dcgan.models.parts import build_networks
 from dcgan.models.resnet import ResNetDiscriminator, ResNetGenerator
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -53,7 +54,16 @@ def test_the_history_figure_draws_a_panel_per_group_and_one_per_evaluation():
     history = [history_row("step", 1, s, dict(zip(names, [1.0, 1.0, 0.6, 0.4])), 1.0, 128) for s in range(1, 5)]
     assert [axes.get_title() for axes in history_figure(history).axes] == ["Losses", "Discriminator outputs"]
     history.append({**history_row("epoch", 1, 4, dict(zip(names, [1.0, 1.0, 0.6, 0.4])), 4.0, 512), "fid": 40.0,
-                    "coverage": 0.5})  # a metric STATISTICS does not list is drawn under its own name
+                    "inception_score": 2.5})  # a metric's value STATISTICS does not list: drawn under its own name
     figure = history_figure(history, loss="hinge")
-    assert [axes.get_title() for axes in figure.axes] == ["Losses", "Discriminator outputs", "FID", "coverage"]
+    assert [axes.get_title() for axes in figure.axes] == ["Losses", "Discriminator outputs", "FID", "inception_score"]
     assert figure.axes[1].get_ylabel() == "mean score"  # hinge: D's outputs are scores, not probabilities
+
+
+def test_a_statistic_reported_by_a_loss_or_a_network_gets_a_panel_of_its_own():
+    names = ("loss_D", "loss_G", "D_x", "D_G_z", "r1_penalty")
+    history = [history_row("step", 1, s, dict(zip(names, [1.0, 1.0, 0.6, 0.4, 0.1 * s])), 1.0, 128)
+               for s in range(1, 5)]
+    figure = history_figure(history, loss="r1")
+    assert [axes.get_title() for axes in figure.axes] == ["Losses", "Discriminator outputs", "r1_penalty"]
+    assert list(figure.axes[2].lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3, 0.4])

@@ -14,8 +14,8 @@ from PIL import Image
 
 from dcgan import train
 from dcgan.cli import main
-from dcgan.models.checkpoint import prune_checkpoints
 from dcgan.paths import LOCK_FILE, RunPaths, repo_root, run_paths
+from dcgan.training.state import prune_checkpoints
 from tests.helpers import quiet, tiny_config
 
 

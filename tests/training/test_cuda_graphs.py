@@ -100,7 +100,7 @@ def test_a_capture_that_fails_leaves_the_generators_usable_and_the_run_trains_ea
     """A host sync injected into the captured body: the capture fails, the noise generator and the default CUDA
     generator (which the resnet D's dropout draws from) are revived, and the eager steps train what an eager run
     trains."""
-    monkeypatch.setattr(execution, "step_body", loss_read_on_the_host(execution.step_body))
+    monkeypatch.setattr(execution, "train_step", loss_read_on_the_host(execution.train_step))
     eager, fallen_back, lines = runs(small_config, arch="resnet", precision="fp32")
     off = [line for line in lines if line.startswith("CUDA graphs off")]
     assert len(off) == 1 and off[0].startswith("CUDA graphs off: capturing the step failed (")

@@ -17,7 +17,6 @@ from dcgan import train
 from dcgan.config import TrainConfig
 from dcgan.errors import TrainingStopped
 from dcgan.training import execution, graphs, speed, start, step
-from dcgan.training.ema import ema_decay
 from dcgan.training.graphs import Captured
 from dcgan.training.speed import speed_plan
 from tests.helpers import quiet, without_timing
@@ -163,15 +162,12 @@ def test_a_modelled_graphed_run_stopped_by_sigterm_resumes_into_the_uninterrupte
 # Three ways a step body breaks under a real graph; each trains correctly eagerly and under Rehearsal.
 
 def ema_share_from_a_python_counter(body):
-    """The EMA share computed in Python from the step counter, not read from the device tensor begin_step fills:
-    a graph keeps the share of the step it was captured at."""
-    def broken(state, real, labels, g_step):
-        share = state.nets.ema_share
-        state.nets.ema_share = 1.0 - ema_decay(state.cfg.ema, (state.step + 1) // state.cfg.n_critic)
-        try:
-            return body(state, real, labels, g_step)
-        finally:
-            state.nets.ema_share = share
+    """The EMA's share computed from the Python step counter, not from Adam's step count on the device: a graph
+    keeps the share of the step it was captured at."""
+    def broken(state, real, labels=None):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(step, "g_updates", lambda optimizer: torch.tensor((state.step + 1) // state.cfg.n_critic))
+            return body(state, real, labels)
     return broken
 
 
@@ -185,17 +181,17 @@ def ema_weights_replaced(body):
             for saved, buffer in zip(ema.buffers(), generator.buffers()):
                 saved.copy_(buffer)
 
-    def broken(state, real, labels, g_step):
+    def broken(state, real, labels=None):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(step, "move_ema", replacing_move_ema)
-            return body(state, real, labels, g_step)
+            return body(state, real, labels)
     return broken
 
 
 def loss_read_on_the_host(body):
     """A loss read back as a Python number every step (a host sync): a capture cannot hold it."""
-    def broken(state, real, labels, g_step):
-        values = body(state, real, labels, g_step)
+    def broken(state, real, labels=None):
+        values = body(state, real, labels)
         if float(values["loss_D"]) > 1e9:
             raise AssertionError("unreachable")
         return values
@@ -209,9 +205,7 @@ BREAKAGES = {"a Python step counter": ema_share_from_a_python_counter,
 @pytest.mark.parametrize("breakage", BREAKAGES)
 def test_the_model_fails_a_body_that_a_graph_cannot_replay_and_rehearsal_passes_it(small_config, monkeypatch,
                                                                                     breakage):
-    broken = BREAKAGES[breakage](step.step_body)
-    monkeypatch.setattr(step, "step_body", broken)  # the eager step (train_step) and...
-    monkeypatch.setattr(execution, "step_body", broken)  # ...the captured one
+    monkeypatch.setattr(execution, "train_step", BREAKAGES[breakage](step.train_step))  # eager, captured, checked
     options = dict(EVERYTHING, epochs=3)
     rehearsal = Rehearsal()
     gpu_plan(monkeypatch, rehearsal)

@@ -9,13 +9,15 @@ from torch import nn
 
 from dcgan import train
 from dcgan.config import TrainConfig
-from dcgan.models.checkpoint import load_checkpoint, save_checkpoint
-from dcgan.training.state import load_optimizer
+from dcgan.models.checkpoint import load_checkpoint
+from dcgan.registry import LOSSES
+from dcgan.training.resume import load_optimizer
+from dcgan.training.state import save_checkpoint
 from tests.helpers import quiet
 from tests.training.replay_model import ReplayModel
 from tests.training.test_graphs import differences, gpu_plan
 
-CFG = TrainConfig().resolved()
+CFG = TrainConfig().resolved(LOSSES.spec("bce"))
 
 
 def stepped_adam(parameter: nn.Parameter, **options) -> torch.optim.Adam:

@@ -148,7 +148,7 @@ def test_python_resumes_like_the_cli_with_the_run_s_own_settings(small_config, t
     assert (resumed.cfg.data, resumed.cfg.loss, resumed.cfg.flip, resumed.cfg.ngf) == ("synthetic", "hinge", True, 12)
     assert resumed.epoch == 2 and resumed.cfg.epochs == 2
     # the CLI names the settings it was given: one given at its default is taken as given
-    again = train(dataclasses.replace(request, epochs=3, flip=False), log=quiet, given={"epochs", "flip"})
+    again = train(dataclasses.replace(request, epochs=3, flip=False), log=quiet, flags={"epochs", "flip"})
     assert again.cfg.flip is False and again.cfg.loss == "hinge" and again.epoch == 3
 
 
@@ -158,4 +158,4 @@ def test_over_saved_keeps_the_request_s_session_and_given_settings():
     merged = request.over_saved(saved)
     assert (merged.data, merged.ngf, merged.epochs, merged.resume) == ("synthetic", 12, 9, True)
     assert merged.device == "auto" and merged.compile is False  # how this invocation runs is never inherited
-    assert request.over_saved(saved, given={"ngf"}).ngf == 64 and request.over_saved(saved, given={"ngf"}).epochs == 5
+    assert request.over_saved(saved, flags={"ngf"}).ngf == 64 and request.over_saved(saved, flags={"ngf"}).epochs == 5

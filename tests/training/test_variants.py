@@ -40,8 +40,10 @@ def test_each_variant_trains_with_finite_numbers_and_the_right_shapes(small_conf
     state = train(small_config(epochs=1, **OPTIONS[name]), log=quiet)
     size = state.cfg.image_size
     assert state.step == 4 and len(state.history) == 3
-    for row in state.history:
-        assert len(measurements(row, "step")) == 4 and all(map(math.isfinite, measurements(row, "step").values())), row
+    reported = {"loss_D", "loss_G", "D_x", "D_G_z"} | ({"gradient_penalty"} if state.cfg.loss == "wgan-gp" else set())
+    for row in state.history:  # the step's statistics, and the penalty the loss reports
+        values = measurements(row, "step")
+        assert set(values) == reported and all(map(math.isfinite, values.values()))
     noise = torch.randn(5, state.cfg.nz)
     labels = (torch.arange(5) % 3,) if state.cfg.conditional else ()
     images = state.nets.generator.eval()(noise, *labels)
@@ -130,11 +132,12 @@ def test_turning_ema_on_at_resume_starts_the_average_from_g(small_config):
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(loss="hinge", real_label=0.9), r"targets of the losses that have them \(bce, lsgan\)"),
-    (dict(loss="nope"), "unknown loss 'nope'"),
+    (dict(loss="hinge", real_label=0.9), r"targets of the losses that have them \(bce, lsgan, r1\)"),
+    (dict(loss="nope"), "unknown --loss 'nope'"),
     (dict(diffaugment="translation,zoom"), "unknown --diffaugment policy 'zoom'"),
     (dict(ema=1.0), r"--ema must lie in \[0, 1\)"),
-    (dict(gp_weight=5.0), r"--gp-weight applies to the losses with a gradient penalty \(wgan-gp\) only"),
+    (dict(gp_weight=5.0), r"--gp-weight weighs the penalty of --loss wgan-gp only"),
+    (dict(r1_gamma=1.0, loss="wgan-gp"), r"--r1-gamma weighs the penalty of --loss r1 only"),
     (dict(classes=3), "--classes applies to --conditional runs only"),
     (dict(n_critic=-1), "--n-critic must be 0 or more"),
     (dict(beta1=1.5), r"--beta1 must lie in \[0, 1\]"),

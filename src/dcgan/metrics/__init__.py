@@ -1,6 +1,7 @@
 """Metrics: how good a generator is, in numbers.
 
-    evaluate          a run's chosen metrics in one feature space (`dcgan evaluate`, --eval-every)
+    features          feature spaces, and a run's chosen metrics in one of them (the Evaluator of --eval-every)
+    evaluate          `dcgan evaluate`: the chosen metrics, face rate and class accuracy of a run
     metric            what a metric is: named values from real and generated features (and class probabilities)
     fid, kid          Frechet and kernel distances between two feature sets
     precision_recall  k-nearest-neighbour precision and recall

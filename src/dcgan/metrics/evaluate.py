@@ -1,5 +1,6 @@
-"""Compare a run's generated images with real ones in one feature space: the metrics its --eval-metrics chooses
-(by default FID, KID, precision and recall), each a Metric registered in registry.py's METRICS.
+"""`dcgan evaluate`: compare a run's generated images with real ones in one feature space (features.py): the
+metrics its --eval-metrics chooses (by default FID, KID, precision and recall), each a Metric registered in
+registry.py's METRICS; and for face datasets the face rate, for conditional runs the class accuracy.
 
     result = evaluate(RunReference(run="fm32"), n=10000)   # also: python -m dcgan evaluate --run fm32
 writes checkpoints/<run>/eval_<epoch>.json and returns the same numbers as a dict.
@@ -7,113 +8,25 @@ writes checkpoints/<run>/eval_<epoch>.json and returns the same numbers as a dic
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from ..config import TrainConfig
 from ..data.cache import real_images_for
-from ..data.datasets import classifier_names, has_classifier
+from ..data.datasets import has_classifier
 from ..data.faces import face_detector, faces_for_dataset
-from ..data.sources import named
 from ..errors import UserError
-from ..files import atomic_write_text
 from ..models.conditional import cycling_labels
 from ..models.runs import RunReference
-from ..paths import eval_result_path, root_or_default
+from ..paths import root_or_default
 from ..pictures.sampling import generate, noise_for
 from ..registry import METRICS
 from .classifier import load_or_train_classifier
 from .face_rate import face_rate
-from .inception import LABEL as INCEPTION_LABEL
-from .inception import download_weights, find_weights, inception_missing_message, load_inception
-from .metric import FeatureSets
+from .features import Evaluator, write_result
 
-FEATURE_CHOICES = ("auto", "classifier", "inception")
 FACE_CHOICES = ("auto", "anime", "human", "none")
-
-
-@torch.no_grad()
-def extract(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    batch = getattr(model, "batch_size", 500)
-    return torch.cat([model.features(part.to(device)).double().cpu() for part in images.split(batch)])
-
-
-@torch.no_grad()
-def extract_outputs(model, images: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(features, class probabilities) of `images`; the probabilities are None where the model has no `outputs`."""
-    if not hasattr(model, "outputs"):
-        return extract(model, images, device), None
-    batch = getattr(model, "batch_size", 500)
-    parts = [model.outputs(part.to(device)) for part in images.split(batch)]
-    return (torch.cat([features.double().cpu() for features, _ in parts]),
-            torch.cat([probabilities.double().cpu() for _, probabilities in parts]))
-
-
-def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
-                  progress: bool, log, inception_weights: str = ""):
-    """(model with .features(images), label for the numbers) for the requested feature space.
-
-    auto: Inception when its weights are on disk, else the dataset's classifier; inception: downloads the
-    weights when they are missing."""
-    if kind not in FEATURE_CHOICES:
-        raise UserError(f"unknown features '{kind}': use {', '.join(FEATURE_CHOICES)}")
-    if kind != "classifier":
-        weights = find_weights(inception_weights)
-        if weights is None and kind == "inception":
-            weights = download_weights()
-        if weights is not None:
-            return load_inception(weights, device), INCEPTION_LABEL
-        if not has_classifier(dataset):
-            raise UserError(f"no feature space for '{dataset}' without Inception: {inception_missing_message()} "
-                            f"(classifier features need a labelled dataset: {classifier_names()})")
-    model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
-    return model, f"{named(dataset).title} classifier (test accuracy {test_accuracy:.4f})"
-
-
-def compare_features(real: torch.Tensor, fake: torch.Tensor, metrics: list[str] | None = None,
-                     real_probabilities: torch.Tensor | None = None,
-                     fake_probabilities: torch.Tensor | None = None) -> dict[str, float]:
-    """The values of the metrics named in `metrics` (registry.py's METRICS; None: --eval-metrics' default), in one
-    flat dict: {"fid": .., "kid_mean": .., "kid_std": .., "precision": .., "recall": ..}."""
-    sets = FeatureSets(real, fake, real_probabilities, fake_probabilities)
-    values: dict[str, float] = {}
-    for name in TrainConfig().metrics() if metrics is None else metrics:
-        values.update(METRICS.spec(name)(sets))
-    return values
-
-
-class Evaluator:
-    """Measures generators of one run against a fixed set of real images (their features computed once), with the
-    metrics the run's --eval-metrics chooses."""
-
-    def __init__(self, cfg, n: int, features: str, device: torch.device, checkpoints_root: Path,
-                 data_dir: str = "", seed: int = 0, progress: bool = True, log=print, inception_weights: str = ""):
-        self.nz, self.seed, self.device = cfg.nz, seed, device
-        self.metrics = [METRICS.check(name) for name in cfg.metrics()]
-        self.model, self.label = feature_model(features, cfg.data, checkpoints_root,
-                                               root_or_default(data_dir or cfg.data_dir, "data"), device, progress,
-                                               log, inception_weights)
-        self.real_features, self.real_probabilities = extract_outputs(
-            self.model, real_images_for(cfg, n, seed, data_dir), device)
-
-    def measure(self, generator) -> dict:
-        """The chosen metrics' values for `generator` against the real set, with the feature label and counts."""
-        started = time.perf_counter()
-        fake = generate(generator, noise_for(len(self.real_features), self.nz, self.seed + 1))
-        fake_features, fake_probabilities = extract_outputs(self.model, fake, self.device)
-        values = compare_features(self.real_features, fake_features, self.metrics, self.real_probabilities,
-                                  fake_probabilities)
-        return {"features": self.label, **values, "n_real": len(self.real_features), "n_fake": len(fake),
-                "seconds": time.perf_counter() - started}
-
-
-def write_result(folder: Path, result: dict) -> Path:
-    path = eval_result_path(folder, result["epoch"])
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-    return path
 
 
 def measure_faces(faces: str, cfg, generator, n: int, seed: int, data_dir: str, log) -> dict:

@@ -28,7 +28,7 @@ from ..files import atomic_write_text
 from ..models.runs import RunReference
 from ..pictures.plots import rows_figure, save_figure
 from ..pictures.sampling import generate, noise_for
-from .evaluate import extract, feature_model
+from .features import extract, feature_model
 
 
 def nearest_neighbours(queries: torch.Tensor, reference_chunks: Iterable[torch.Tensor],

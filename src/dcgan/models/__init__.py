@@ -6,7 +6,8 @@
     conditional  class-conditional wrappers (CGAN)
     architectures  one spec per design of G and of D: sizes, settings read, help, how it is built
     losses       the GAN losses, one spec each: D's and G's loss, what D outputs, the optimiser defaults, penalty
-    build        (G, D) for a TrainConfig from G's and D's specs: conditioning, spectral norm
+    statistics   report(name, value): statistics reported by name from the step, a loss or a network
+    parts        G, D and the loss of a run: built from their specs, or objects given; checked before use
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one
     contents     what a loaded checkpoint must hold: its config checked like the flags, bookkeeping, finite weights

@@ -1,10 +1,10 @@
 """Checkpoints: one dict holding both networks, both optimizers, progress, fixed noise, RNG states,
-the config and the history. Written atomically; loaded with weights_only=True so a file cannot run code."""
+the config and the history (training/state.py writes them). Loaded with weights_only=True so a file cannot run
+code, and checked whole (contents.py) before any of it is used."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,34 +14,13 @@ from torch import nn
 
 from ..config import NAMED, TrainConfig, fields_with
 from ..errors import UserError, first_line
-from ..files import atomic_link, atomic_write_bytes
-from ..paths import RunPaths
 from .architectures import unused_settings
-from .build import build_networks
 from .contents import check_contents, checked_config
+from .parts import build_generator, build_networks, state_difference
 
 FORMAT_VERSION = 2  # 2: adds epoch_step and the running means of an unfinished epoch (mid-epoch resume)
 REQUIRED_KEYS = ("format_version", "config", "generator", "discriminator", "optimizer_g", "optimizer_d",
                  "epoch", "step", "fixed_noise", "rng", "history")
-
-
-def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
-    """Serialise once, write the first path atomically (the old file stays whole until the rename), then make the
-    others hard links to it (last.pt costs no disk beside epoch_NNN.pt), or copies where links are not possible."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    first, *others = paths
-    atomic_write_bytes(first, buffer.getvalue())
-    for path in others:
-        if not atomic_link(first, path):
-            atomic_write_bytes(path, buffer.getvalue())
-
-
-def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
-    """Keep the newest `keep_last` epoch_NNN.pt files (0 keeps all); last.pt is never touched."""
-    if keep_last > 0:
-        for old in paths.epoch_checkpoints()[:-keep_last]:
-            old.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -113,12 +92,18 @@ def restore_networks(payload: dict[str, Any], path: Path, cfg: TrainConfig | Non
     return generator, discriminator
 
 
-def restore_sampler(payload: dict[str, Any], path: Path, cfg: TrainConfig | None = None) -> nn.Module:
-    """The generator that draws a run's images: the moving average of G's weights when the run kept one."""
-    generator, _ = restore_networks(payload, path, cfg)
-    if payload.get("generator_ema") is not None:
-        with state_dict_errors(path):
-            generator.load_state_dict(payload["generator_ema"])
+def restore_generator(payload: dict[str, Any], path: Path, cfg: TrainConfig | None = None, weights: str = "generator",
+                      given: nn.Module | None = None) -> nn.Module:
+    """G with the checkpoint's weights saved under `weights` ("generator", or "generator_ema": the moving average):
+    built from the checkpoint's own config, or `given` (a G passed as an object, whose parameters must fit)."""
+    generator = build_generator(cfg or saved_config(payload, path), given)
+    if given is not None:
+        problem = state_difference(given.state_dict(), payload[weights])
+        if problem:
+            raise UserError(f"checkpoint {path} does not fit the generator passed: {problem}; pass the G it was "
+                            "trained with")
+    with state_dict_errors(path):
+        generator.load_state_dict(payload[weights])
     return generator
 
 

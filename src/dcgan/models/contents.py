@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig, fields_with
+from ..config import PARTS, TrainConfig, fields_with
 from ..errors import SettingError, UserError
+from ..registry import REGISTERED_NAME, is_object_name
 
 NETWORKS = ("generator", "discriminator", "generator_ema")
 COUNTERS = ("epoch", "step", "epoch_step")
@@ -45,7 +46,14 @@ def checked_config(payload: dict[str, Any], path: Path) -> TrainConfig:
                         "newer dcgan (update the package) or altered")
     try:
         cfg = TrainConfig(**values).validate()
+        cfg.check_parts()  # registered names, and sizes their specs support
     except SettingError as error:
+        value = values.get(error.setting)
+        if error.setting in (*PARTS, "arch") and isinstance(value, str) and REGISTERED_NAME.fullmatch(value):
+            how = f"dcgan.register_{'generator' if error.setting == 'arch' else error.setting}"
+            raise UserError(f"checkpoint {path}: config.{error.setting} '{value}' is not registered in this process "
+                            f"({error}): register it again first ({how}), or the file was altered: use another "
+                            "checkpoint") from None
         raise refusal(path, BadField(f"config.{error.setting}", f"is unusable ({error})")) from None
     return dataclasses.replace(cfg, **{name: "" for name in fields_with("place")})
 
@@ -60,6 +68,7 @@ def check_contents(payload: dict[str, Any], path: Path) -> TrainConfig:
         check_streams(payload["rng"])
         check_history(payload["history"])
         check_means(payload.get("means"))
+        check_given(payload.get("given"), cfg)
         for name in NETWORKS:
             if name in payload or name != "generator_ema":
                 check_weights(name, payload[name])
@@ -137,6 +146,22 @@ def check_means(means: Any) -> None:
         if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)
                                       and len(names) == len(saved["sums"])):
             raise BadField(f"means.{part}.names", "is not one name per running sum")
+
+
+def check_given(given: Any, cfg: TrainConfig) -> None:
+    """What the objects a run was given were (absent when it had none): for each part whose setting names a class,
+    that class and, for a network, its parameter count."""
+    if given is None:
+        return
+    if not isinstance(given, dict) or not set(given) <= set(PARTS):
+        raise BadField("given", "is not a table of the parts given as objects")
+    for name, entry in given.items():
+        named = cfg.part_names()[name]
+        if not (isinstance(entry, dict) and entry.get("class") == named and is_object_name(named)):
+            raise BadField(f"given.{name}", f"does not name the class its setting holds ({named!r:.60})")
+        count = entry.get("parameters", 0)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_COUNT:
+            raise BadField(f"given.{name}.parameters", f"is {shown(count)}, not a parameter count")
 
 
 def check_weights(name: str, weights: Any) -> None:

@@ -7,6 +7,12 @@
 This is the layout Hugging Face's PyTorchModelHubMixin writes and reads (save_pretrained / from_pretrained) for
 `ExportedGenerator`, so a folder is shared with one upload. A folder is untrusted input: `load_export` checks
 every value of config.json like the flags and every tensor against the networks it rebuilds.
+
+A G passed to train() as an object (models/parts.py) is exported with its class's import path as `generator`
+("module:QualifiedName") and its parameter count. Loading it takes an instance of that class
+(`load_export(folder, generator=G)`): nothing is ever imported because a file names it, since a file must not choose
+code to run. A class defined in a notebook or a script (`__main__`) cannot be imported again at all: the export says
+so in one line and in its model card.
 """
 
 from __future__ import annotations
@@ -34,13 +40,16 @@ from ..files import (
     staging_folder,
 )
 from ..paths import entries, is_regular
+from ..registry import is_object_name, object_name
 from .architectures import chosen, unused_settings
-from .build import build_networks
 from .contents import MAX_COUNT
+from .parts import build_generator
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # PyTorchModelHubMixin's names
 EXPORT_VERSION = 2  # 2: records generator (G's spec); a version 1 export has none, its G follows arch
-ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str}  # where the weights came from
+# where the weights came from; parameters: the count of a G passed as an object (0 otherwise)
+ABOUT_FIELDS = {"run": str, "data": str, "epoch": int, "step": int, "weights": str, "parameters": int}
+PREFIX = "generator."  # the weights' names in model.safetensors: ExportedGenerator's attribute
 MAX_CONFIG_BYTES = 1 << 20
 MAX_TEXT = 4096  # the longest run or data name an export may give (epoch and step: contents.MAX_COUNT)
 
@@ -55,7 +64,7 @@ class ExportedGenerator(nn.Module):
         if self.settings.channels not in (1, 3):
             raise SettingError("channels", f"channels = {self.settings.channels!r}: an exported G draws 1 or 3 "
                                "channels")
-        self.generator = build_networks(self.settings)[0]
+        self.generator = build_generator(self.settings)
         self.nz, self.classes = self.settings.nz, self.settings.classes if self.settings.conditional else 0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,29 +90,51 @@ def export_settings(cfg: TrainConfig, about: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_export(folder: Path, generator: nn.Module, settings: dict[str, Any]) -> None:
-    """Write G (a network built for `settings`) as model.safetensors and config.json, each atomically."""
+    """Write G (a network built for `settings`, or an object whose class `settings` names) as model.safetensors and
+    config.json, each atomically."""
     from safetensors.torch import save
 
-    wrapped = ExportedGenerator(**settings)
-    wrapped.generator.load_state_dict(generator.state_dict())
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in wrapped.state_dict().items()}
+    if not is_object_name(settings.get("generator", "")):  # the settings must rebuild G: checked by loading it
+        ExportedGenerator(**settings).generator.load_state_dict(generator.state_dict())
+    tensors = {PREFIX + name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
     atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
     atomic_write_text(folder / CONFIG_FILE, json.dumps(settings, indent=2) + "\n")
 
 
-def load_export(folder: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
-    """(G in eval mode on the CPU, a TrainConfig of its settings, config.json) from an export folder; a UserError
-    naming the file and the problem for anything that is not what `write_export` writes."""
+def load_export(folder: Path, given: nn.Module | None = None) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """(G in eval mode, a TrainConfig of its settings, config.json) from an export folder: G rebuilt on the CPU, or
+    `given` with the exported weights; a UserError naming the file and the problem for anything that is not what
+    `write_export` writes."""
     folder = Path(folder)
     settings = read_settings(folder)
+    named = settings.get("generator", "")
+    if is_object_name(named):
+        check_given_class(folder, named, given)
     try:
-        wrapped = ExportedGenerator(**settings)
-        cfg = dataclasses.replace(wrapped.settings, data=settings["data"] or "unknown",
-                                  run=settings["run"] or "export").validate()
+        cfg = exported_config(settings)
+        generator = given if given is not None else ExportedGenerator(**settings).generator
+        cfg = dataclasses.replace(cfg, data=settings["data"] or "unknown", run=settings["run"] or "export").validate()
     except UserError as error:
         raise altered(folder / CONFIG_FILE, str(error)) from None
-    wrapped.load_state_dict(read_weights(folder / WEIGHTS_FILE, wrapped.state_dict()))
-    return wrapped.generator.eval(), cfg, settings
+    expected = {PREFIX + name: tensor for name, tensor in generator.state_dict().items()}
+    try:
+        weights = read_weights(folder / WEIGHTS_FILE, expected)
+    except UserError as error:
+        if given is None:
+            raise
+        raise UserError(f"export {folder} does not fit the generator passed ({error}): pass the G it was trained "
+                        "with") from None
+    generator.load_state_dict({name[len(PREFIX):]: tensor for name, tensor in weights.items()})
+    return generator.eval(), cfg, settings
+
+
+def check_given_class(folder: Path, named: str, given: nn.Module | None) -> None:
+    """An export of a G passed as an object loads into an instance of that class, never into one it imports."""
+    if given is None:
+        raise UserError(f"export {folder} holds a G passed to train() as an object ({named}): pass generator= an "
+                        "instance of that class to load it (dcgan never imports a class that a file names)")
+    if object_name(given) != named:
+        raise UserError(f"export {folder} holds a {named}, not a {object_name(given)}: pass an instance of {named}")
 
 
 def read_settings(folder: Path) -> dict[str, Any]:

@@ -5,7 +5,8 @@ loads: G ready to draw, its config, what was saved, where the run's files go.
     images = generate(run.generator, noise_for(16, run.cfg.nz, seed=0))
 
 A reference names a run (checkpoints/<run>/last.pt) or a checkpoint: a checkpoint file or a folder written by
-`dcgan export`. Each mistake in it is one UserError line, raised before anything is read.
+`dcgan export`. Each mistake in it is one UserError line, raised before anything is read. A run trained with a G
+passed as an object (models/parts.py) is loaded into such an object: `RunReference(run="mine", generator=TinyG())`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import UserError
 from ..files import UnreadableFile, read_json
 from ..paths import RunPaths, eval_result_path, latest_run, root_or_default, run_paths
 from ..registry import WEIGHTS
-from .checkpoint import load_checked, restore_networks, restore_sampler
+from .checkpoint import load_checked, restore_generator
 from .export import MAX_CONFIG_BYTES, load_export
 
 MISSING = "no run named: this needs --run NAME or --checkpoint PATH (a checkpoint file or a folder written by export)"
@@ -43,6 +44,7 @@ class RunReference:
     data_dir: str = ""         # folder of datasets (empty: the repo's data/; a checkpoint never chooses one)
     device: str = "auto"       # where G runs: auto, cpu or cuda
     weights: str = "auto"      # which of a checkpoint's generators: a name of registry.WEIGHTS
+    generator: nn.Module | None = None  # a G to load the weights into (needed for a run trained with a G object)
 
     def __post_init__(self) -> None:
         if not self.run and not self.checkpoint:
@@ -73,11 +75,11 @@ class RunReference:
         source = self.source()
         device = pick_device(self.device)
         if self.is_export:
-            generator, cfg, saved = load_export(source)
+            generator, cfg, saved = load_export(source, self.generator)
             weights = exported_weights(saved, source, self.weights)
         else:
             saved, cfg = load_checked(source)  # (its config validated there, once)
-            generator, weights = WEIGHTS.spec(self.weights)(saved, source, cfg)
+            generator, weights = WEIGHTS.spec(self.weights)(saved, source, cfg, self.generator)
         return LoadedRun(self, generator.to(device).eval(), cfg, saved, source, weights, device)
 
 
@@ -129,21 +131,25 @@ class LoadedRun:
             return None
 
 
-# The specs of registry.WEIGHTS: (G of a loaded checkpoint with those weights, "ema" or "raw")
+# The specs of registry.WEIGHTS: (G of a loaded checkpoint with those weights, "ema" or "raw"), built from its
+# config or loaded into `given`
 
-def auto_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
+def auto_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig,
+                 given: nn.Module | None = None) -> tuple[nn.Module, str]:
     """The moving average of G when the run kept one (--ema), else G's own weights."""
-    return (ema_weights if saved.get("generator_ema") is not None else raw_weights)(saved, path, cfg)
+    return (ema_weights if saved.get("generator_ema") is not None else raw_weights)(saved, path, cfg, given)
 
 
-def ema_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
+def ema_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig,
+                given: nn.Module | None = None) -> tuple[nn.Module, str]:
     if saved.get("generator_ema") is None:
         raise UserError(f"checkpoint {path} has no moving average of G (the run had no --ema): use --weights raw")
-    return restore_sampler(saved, path, cfg), "ema"
+    return restore_generator(saved, path, cfg, "generator_ema", given), "ema"
 
 
-def raw_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig) -> tuple[nn.Module, str]:
-    return restore_networks(saved, path, cfg)[0], "raw"
+def raw_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig,
+                given: nn.Module | None = None) -> tuple[nn.Module, str]:
+    return restore_generator(saved, path, cfg, "generator", given), "raw"
 
 
 def exported_weights(settings: dict[str, Any], folder: Path, weights: str) -> str:

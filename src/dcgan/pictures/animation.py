@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from ..data.decode import read_image
-from ..files import atomic_write_bytes
+from ..files import UnreadableFile, atomic_write_bytes, read_png
 from ..paths import epoch_number
 from .grids import grid_image
 from .latent import loop_through
@@ -50,15 +49,15 @@ def spread(items: list, most: int) -> list:
 def save_progress_gif(grid_files: list[Path], path: Path) -> list[str]:
     """The per-epoch fixed-noise grids (samples/<run>/epoch_NNN.png), in epoch order, as one animation, each frame
     labelled with its epoch; written atomically (a reader never sees half a GIF). A grid that cannot be read (not
-    an image, cut off, a decompression bomb, not a regular file) is left out: returns a note for each."""
+    an image, cut off, a decompression bomb, not a regular file, a link) is left out: returns a note for each."""
     frames, notes = [], []
     for grid_file in spread(sorted(grid_files, key=epoch_number), MAX_FRAMES):
-        grid, reason = read_image(str(grid_file))
-        if grid is None:
+        try:
+            grid = read_png(grid_file)
+        except UnreadableFile as reason:
             notes.append(f"note: {path.name} leaves out {grid_file.name}, which cannot be read ({reason})")
             continue
         frames.append(labelled(grid, f"epoch {epoch_number(grid_file)}"))
-        grid.close()
     if frames:
         durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
         atomic_write_bytes(path, gif_bytes(frames, durations))

@@ -13,7 +13,9 @@ from ..config import TrainConfig
 from ..errors import UserError
 from ..models.conditional import class_rows
 from ..models.export import check_out, export_settings, write_export_folder
+from ..models.parts import importable, parameter_count
 from ..models.runs import RunReference
+from ..registry import is_object_name
 from .grids import save_grid
 from .model_card import EXPORT_FILES, card_files
 from .sampling import generate, noise_for
@@ -59,6 +61,11 @@ def export(reference: RunReference, out: Path | str, say: Callable[[str], None] 
     check_out(out, EXPORT_FILES)
     run = reference.load()
     about = {"run": run.cfg.run, "data": run.cfg.data, "epoch": run.epoch, "step": run.step, "weights": run.weights}
+    if is_object_name(run.cfg.generator):
+        about["parameters"] = parameter_count(run.generator)
+        if not importable(run.cfg.generator):
+            say(f"note: G's class {run.cfg.generator} was defined in a notebook or a script: it cannot be imported "
+                "again, so keep its code beside the export (its model card says so)")
     write_export_folder(out, run.generator, export_settings(run.cfg, about), card_files(run, about))
     say(f"exported {run.weights} G of run '{run.cfg.run}' (epoch {run.epoch}) to {out}: {', '.join(EXPORT_FILES)}")
     return out

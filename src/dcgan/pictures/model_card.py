@@ -18,7 +18,9 @@ from ..config import TrainConfig
 from ..files import atomic_write_text
 from ..models.conditional import class_rows
 from ..models.export import CONFIG_FILE, WEIGHTS_FILE
+from ..models.parts import importable
 from ..models.runs import LoadedRun
+from ..registry import is_object_name
 from .grids import save_grid
 from .sampling import generate, noise_for
 
@@ -75,7 +77,15 @@ Trained with dcgan on **{cfg.data}** for **{about['epoch']} epochs**
 ![64 images from seed 0]({SAMPLES_FILE})
 
 ## Use
+{object_use(cfg, about) if is_object_name(cfg.generator) else named_use(cfg, size)}
+Files: `{WEIGHTS_FILE}` (safetensors, no pickle), `{CONFIG_FILE}` (the settings that rebuild G, and where its
+weights came from), `{SAMPLES_FILE}`. Licence: MIT, like the code that trained it.
+"""
 
+
+def named_use(cfg: TrainConfig, size: str) -> str:
+    """How to load a G that dcgan builds from its settings: the command line, Python, the Hugging Face Hub."""
+    return f"""
 With dcgan installed (`pip install -e .` in its checkout):
 
 ```bash
@@ -101,6 +111,24 @@ class HubGenerator(ExportedGenerator, PyTorchModelHubMixin):
 G = HubGenerator.from_pretrained("path/to/this/folder")  # or "user/repo" once uploaded
 ```
 
-Files: `{WEIGHTS_FILE}` (safetensors, no pickle), `{CONFIG_FILE}` (the settings that rebuild G, and where its
-weights came from), `{SAMPLES_FILE}`. Licence: MIT, like the code that trained it.
+"""
+
+
+def object_use(cfg: TrainConfig, about: dict[str, Any]) -> str:
+    """How to load a G that was passed to train() as an object: into an instance of its class."""
+    module, _, name = cfg.generator.partition(":")
+    where = (f"Its class was defined in a notebook or a script (`{module}`) and cannot be imported again: keep its "
+             "code beside this folder." if not importable(cfg.generator) else
+             f"Its class is `{name}` of the module `{module}`.")
+    return f"""
+G is `{cfg.generator}` ({about.get('parameters', 0):,} parameters), a network passed to dcgan's `train()` as an
+object. {where} Load the weights into an instance of it (dcgan never imports a class that a file names):
+
+```python
+from dcgan.models.runs import load_generator
+from dcgan.pictures.sampling import generate, noise_for
+G = load_generator("path/to/this/folder", "cpu", generator={name}(...)).generator
+images = generate(G, noise_for(16, {cfg.nz}, seed=0))  # in [-1, 1]
+```
+
 """

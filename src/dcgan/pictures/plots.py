@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, read_png
 from .grids import grid_cells, grid_image
 
 
@@ -69,7 +69,7 @@ def progression_figure(grid_files: list[Path], cells: int = 10, cell_rows: int =
     if len(grid_files) > max_rows:
         picks = np.linspace(0, len(grid_files) - 1, max_rows).round().astype(int)
         grid_files = [grid_files[i] for i in sorted(set(picks))]
-    strips = [side_by_side(grid_cells(Image.open(path), cells, cell_rows)) for path in grid_files]
+    strips = [side_by_side(grid_cells(read_png(path), cells, cell_rows)) for path in grid_files]
     figure = Figure(figsize=(12, 1.3 * len(strips) + 0.5), layout="constrained")
     axes_list = np.atleast_1d(figure.subplots(len(strips), 1))
     for axes, strip, path in zip(axes_list, strips, grid_files):

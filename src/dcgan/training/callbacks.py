@@ -6,12 +6,10 @@ A callback is any object with some of these methods, each called with the run's 
     on_log           every log_every steps; state.last_row holds the new history row
     on_epoch_end     the epoch's grid and checkpoint are written
     on_train_end     the last epoch is done
-Subclassing Callback is optional; it only documents the events.
+Subclassing Callback is optional; it only documents the events (training/loop.py emits them).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from .state import TrainState
 
@@ -25,10 +23,3 @@ class Callback:
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 
-
-def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
-    """Call `event` on every callback that has it."""
-    for callback in callbacks:
-        handler = getattr(callback, event, None)
-        if handler is not None:
-            handler(state)

@@ -3,8 +3,8 @@
 `torchrun --nproc_per_node N -m dcgan train ...` starts N processes; each learns its rank from the variables
 torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Every rank draws the same epoch plan
 from the run's seed and trains on its own slice of each global batch; DDP averages the gradients, so G and D
-stay identical on every rank. Rank 0 alone writes files and prints. Without torchrun, `World()` is one process
-and every method here is a no-op.
+stay identical on every rank. Rank 0 alone writes files and prints. Without torchrun, the run's World is
+state.World, one process, and nothing here runs.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from ..device import pick_device
 from ..errors import TrainingStopped, UserError
+from .state import World
 
 # Rank 0 may spend long minutes alone (building the image cache, training the FID classifier) while the other
 # ranks wait for it: a generous timeout for the collectives.
@@ -29,14 +30,10 @@ COLLECTIVE_TIMEOUT = timedelta(minutes=60)
 
 
 @dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    distributed: bool = False  # a process group is up (launched by torchrun), even with one process
+class TorchrunWorld(World):
+    """The processes torchrun started: rank `rank` of `size`, in a process group."""
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+    distributed: bool = True
 
     def local_batch(self, batch: int) -> int:
         if batch % self.size:
@@ -53,9 +50,7 @@ class World:
         return plan.view(-1, batch)[:, self.rank * local:(self.rank + 1) * local].reshape(-1)
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The mean of `tensor` over the ranks (itself on one process)."""
-        if not self.distributed:
-            return tensor
+        """The mean of `tensor` over the ranks."""
         total = tensor.clone()
         dist.all_reduce(total)
         return total / self.size
@@ -63,8 +58,6 @@ class World:
     def average_buffers(self, *networks: nn.Module | None) -> None:
         """Make BatchNorm's running statistics the mean over the ranks: each rank's follow its own share of the
         batches (buffers are not broadcast), so they are averaged before samples and checkpoints are made."""
-        if not self.distributed:
-            return
         for network in networks:
             for buffer in network.buffers() if network is not None else ():
                 if buffer.is_floating_point():
@@ -74,26 +67,20 @@ class World:
     def agree(self, values: list, device: torch.device) -> list[int]:
         """Each value's maximum over the ranks, as ints (ints or 0-d tensors in; one host sync)."""
         flags = torch.stack([torch.as_tensor(value, dtype=torch.int64, device=device) for value in values])
-        if self.distributed:
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         return flags.tolist()
 
     def gather(self, item: Any) -> list[Any]:
         """Every rank's `item`, in rank order."""
-        if not self.distributed:
-            return [item]
         items: list[Any] = [None] * self.size
         dist.all_gather_object(items, item)
         return items
 
     def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
+        dist.barrier()
 
     def on_main(self, job: Callable[[], Any], device: torch.device) -> Any:
         """Run `job` on rank 0 only (writing files); when it fails, every rank stops, rank 0 with the error."""
-        if not self.distributed:
-            return job()
         error, result = None, None
         if self.main:
             try:
@@ -108,8 +95,6 @@ class World:
 
     def wrap(self, network: nn.Module, device: torch.device) -> nn.Module:
         """DDP around `network`; buffers are not broadcast, since D runs twice (real, fake) before a backward."""
-        if not self.distributed:
-            return network
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
@@ -150,7 +135,7 @@ def joined_world(requested_device: str) -> Iterator[tuple[World, torch.device]]:
     """The process's World and training device; under torchrun, joins the process group for the block."""
     if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
         if dist.is_available() and dist.is_initialized():  # the caller set up the group itself
-            yield World(dist.get_rank(), dist.get_world_size(), True), rank_device(requested_device)
+            yield TorchrunWorld(dist.get_rank(), dist.get_world_size()), rank_device(requested_device)
         else:
             yield World(), pick_device(requested_device)
         return
@@ -159,7 +144,7 @@ def joined_world(requested_device: str) -> Iterator[tuple[World, torch.device]]:
     device = rank_device(requested_device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
-        yield World(dist.get_rank(), dist.get_world_size(), True), device
+        yield TorchrunWorld(dist.get_rank(), dist.get_world_size()), device
     finally:
         dist.destroy_process_group()
 

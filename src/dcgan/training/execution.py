@@ -1,7 +1,8 @@
 """How each training step executes: eagerly, from whole-step CUDA graphs, or compiled; and how each checks itself.
 
+Eager (the CPU, and --cuda-graphs off without --compile): the loop calls step.train_step itself.
 Graphs (CUDA, one process): the first steps run eagerly on a side stream (cuDNN autotuning, the optimizers'
-state, the gradients all allocated), then `step_body` is captured once per kind of step (the D step, and with
+state, the gradients all allocated), then `train_step` is captured once per kind of step (the D step, and with
 n_critic > 1 the D + G step, which shares the first graph's memory pool), and from then on each batch is copied
 into a static input and the graph replayed (graphs.py holds the mechanics). At batch 128 a DCGAN step is a few
 hundred small kernels, and launching them costs more than running them (docs/benchmarks.md).
@@ -24,16 +25,23 @@ from collections.abc import Callable
 import torch
 
 from ..errors import first_line
+from ..models.statistics import Statistics
 from .graphs import Captured, capturable_warning_hidden, checks_replays, cuda_capture, revive_generators
 from .history import graph_check_row
 from .snapshot import TOLERANCES, compare_steps, restore_snapshot, take_snapshot
-from .state import RunSetup, Statistics, TrainState, rank_streams
-from .step import begin_step, is_g_step, step_body, train_step
+from .state import RunSetup, TrainState, rank_streams
+from .step import is_g_step, train_step
 
 WARMUP_G_STEPS = 3  # eager steps of each kind before capture (the count PyTorch's examples use)
 RECHECK_AFTER = 100  # replays of a kind between its first checked replay and its second
 GUARDED_G_STEPS = 2  # compiled steps of each kind that run guarded (compilation happens in the first ones)
 Log = Callable[[str], None]
+Runner = Callable[..., Statistics]  # runner(state, real, labels) trains one step and returns its statistics
+
+
+def step_runner(setup: RunSetup, log: Log) -> Runner:
+    """What runs each step: train_step itself, or with CUDA graphs or torch.compile a StepRunner around it."""
+    return StepRunner(setup, log) if setup.plan.cuda_graphs or setup.plan.compile else train_step
 
 
 class StepRunner:
@@ -112,7 +120,6 @@ class GraphedSteps:
         if self.real is None:
             self.real = torch.empty_like(real)  # keeps the batch's layout (channels-last)
             self.labels = None if labels is None else torch.empty_like(labels)
-        begin_step(state)
         self.real.copy_(real)
         if labels is not None:
             self.labels.copy_(labels)
@@ -137,8 +144,7 @@ class GraphedSteps:
         streams = rank_streams(state)
         shared = next(iter(self.graphs.values())).pool if self.graphs else None
         try:
-            return cuda_capture(lambda: step_body(state, self.real, self.labels, g_step), state.progress.noise_rng,
-                                shared)
+            return cuda_capture(lambda: train_step(state, self.real, self.labels), state.progress.noise_rng, shared)
         except Exception as error:  # noqa: BLE001 (whatever the capture raised, the run goes on eagerly)
             device = state.setup.device
             if device.type == "cuda":  # a capture that failed at its end leaves its own stream current
@@ -154,7 +160,7 @@ class GraphedSteps:
         replayed = take_snapshot(state)
         restore_snapshot(state, before)
         with capturable_warning_hidden():
-            values = step_body(state, self.real, self.labels, g_step)
+            values = train_step(state, self.real, self.labels)
         verdict = compare_steps(state, before, replayed, replayed_values, values,
                                 TOLERANCES["bf16" if state.setup.plan.bf16 else "fp32"])
         state.history.append(graph_check_row(state.epoch + 1, state.step + 1, verdict.matches, verdict.difference))

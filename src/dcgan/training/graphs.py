@@ -1,8 +1,8 @@
 """Whole-step CUDA graphs, the mechanics: capturing a step, the side-stream warm-up, and the generators put
 right after a failed capture. When to capture, replay and check is execution.py's.
 
-What a graph cannot see is handled outside it: the EMA share is filled into a device tensor before each replay
-(training/step.begin_step); the run's noise generator is registered with each graph (torch registers its
+What a graph cannot see is kept on the device: the EMA's share follows Adam's step count there (training/ema.py);
+the run's noise generator is registered with each graph (torch registers its
 default CUDA generator, which dropout draws from), so a replay draws the same numbers an eager step would and
 advances each generator as far (a checkpoint's RNG state stays exact); Adam is capturable (its step count
 lives on the device); gradients are zeroed in place, never freed.
@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from .state import Statistics, TrainState
+from ..models.statistics import Statistics
+from .state import TrainState
 
 CAPTURABLE_WARNING = "This instance was constructed with capturable=True"  # torch.optim's health check, eager
 

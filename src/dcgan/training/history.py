@@ -1,10 +1,13 @@
 """Training history: named statistics, summed on the device and read every N steps into rows, kept as a list and
-written as history.csv.
+written as history.csv; and the watch for non-finite ones.
 
-The step reports its statistics by name (training/step.py); this module's STATISTICS says how each one is shown:
-in the log line and the progress bar, in TensorBoard, and in which panel of losses.png. A name it does not list
-(a metric registered later, a loss's own statistic) is shown under its own name: nothing else needs an edit.
-The CSV's header is the union of the rows' keys, in the order they first appear.
+The step, the loss and the networks report statistics by name (models/statistics.py); this module's STATISTICS
+says how each one is shown: in the log line and the progress bar, in TensorBoard, and in which panel of
+losses.png. A name it does not list is shown under its own name, in a panel of its own: a statistic a loss or a
+network reports (each step), or the value of a registered metric (measured at the end of an epoch). Nothing else
+needs an edit. The running means keep a count per name, so a statistic may be reported on some steps only (G's
+steps), and a run resumes a checkpoint written before a statistic existed, or after one was dropped. The CSV's
+header is the union of the rows' keys, in the order they first appear.
 """
 
 from __future__ import annotations
@@ -13,16 +16,25 @@ import csv
 import io
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
+from ..errors import UserError
 from ..pictures.plots import Panel, curves_figure
-from ..registry import LOSSES
+from ..registry import LOSSES, METRICS
+
+if TYPE_CHECKING:
+    from ..models.losses import Loss
 
 BOOKKEEPING = ("kind", "epoch", "step", "seconds")  # the columns every row has that are not measurements
 TEXT_COLUMNS = ("kind", "check")  # columns holding words: the row's kind; a graph check's "match" / "differs"
+RESERVED = (*BOOKKEEPING, *TEXT_COLUMNS, "images_per_s", "difference")  # no statistic may take these names
+NONE_YET = 2**62  # the first bad step while every step was finite
 
 
 @dataclass(frozen=True)
@@ -51,10 +63,19 @@ STATISTICS = {
 
 
 def statistic(name: str) -> Statistic:
-    """How `name` is shown: its entry in STATISTICS, or an evaluation value under its own name, in a panel of its
-    own (a spread, "..._std", in none)."""
-    panel = "" if name.endswith("_std") else name
-    return STATISTICS.get(name) or Statistic(name, f"eval/{name}", panel, 4, measured="epoch")
+    """How `name` is shown: its entry in STATISTICS; else under its own name, in a panel of its own: the value of a
+    registered metric (a spread, "..._std", in none) as an evaluation, anything else as a step's statistic."""
+    if name in STATISTICS:
+        return STATISTICS[name]
+    if name in metric_values():
+        return Statistic(name, f"eval/{name}", "" if name.endswith("_std") else name, 4, measured="epoch")
+    return Statistic(name, f"statistics/{name}", name, 4)
+
+
+@cache
+def metric_values() -> frozenset[str]:
+    """The names of the values the registered metrics measure."""
+    return frozenset(value for name in METRICS.names for value in METRICS.spec(name).values)
 
 
 def measurements(row: dict, measured: str) -> dict[str, float]:
@@ -70,24 +91,46 @@ def shown(values: dict[str, float]) -> dict[str, str]:
 
 class RunningMeans:
     """Sums the step's named statistics on their device, so a step needs no host sync; read every N steps. Also
-    times the steps it holds (a resumed run carries the sums and seconds of its unfinished epoch and log window)."""
+    times the steps it holds (a resumed run carries the sums and seconds of its unfinished epoch and log window).
+    A name a step does not report is counted as missed there: its mean is over the steps that reported it."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.names: tuple[str, ...] = ()  # the step's statistics, in the order it reports them
-        self.sums: torch.Tensor | None = None
-        self.count = 0
+        self.names: tuple[str, ...] = ()  # every statistic reported so far, in the order first reported
+        self.sums: torch.Tensor | None = None  # (len(names),)
+        self.missed: list[int] = []  # for each name, the steps that did not report it
+        self.count = 0  # steps added
+        self.places: dict[tuple[str, ...], torch.Tensor] = {}  # a step's names -> their indices in names
         self.seconds_before = 0.0  # time spent on these steps before a resume
         self.started = time.perf_counter()
 
     def add(self, names: tuple[str, ...], values: torch.Tensor) -> None:
         """One step's statistics: their names, and their values stacked in that order, shape (len(names),)."""
-        if self.sums is None:
-            self.names, self.sums = names, torch.zeros(len(names), device=self.device)
-        elif names != self.names:
-            raise ValueError(f"the step reported {', '.join(names)}, not {', '.join(self.names)}")
-        self.sums += values
+        if names == self.names:
+            self.sums += values
+        else:  # a name appears, or this step reports fewer (one kernel either way)
+            index = self.place(names)
+            self.sums.index_add_(0, index, values)
+            for index, name in enumerate(self.names):
+                if name not in names:
+                    self.missed[index] += 1
         self.count += 1
+
+    def place(self, names: tuple[str, ...]) -> torch.Tensor:
+        """The indices of `names` in the sums, new names added (they missed every step so far)."""
+        if names not in self.places:
+            new = [name for name in names if name not in self.names]
+            taken = [name for name in new if name in RESERVED]
+            if taken:
+                raise UserError(f"a statistic was reported as {taken[0]!r}, a column every history row has: report it "
+                                "under another name")
+            self.names += tuple(new)
+            self.missed += [self.count] * len(new)
+            zeros = torch.zeros(len(new), device=self.device)
+            self.sums = zeros if self.sums is None else torch.cat([self.sums, zeros])
+            self.places = {}  # (the indices of the names known before stay; the cache is rebuilt as steps come)
+            self.places[names] = torch.tensor([self.names.index(name) for name in names], device=self.device)
+        return self.places[names]
 
     @property
     def seconds(self) -> float:
@@ -98,34 +141,65 @@ class RunningMeans:
         `mean_over_ranks` averages the sums over the processes of a distributed run."""
         means = {}
         if self.sums is not None:
-            sums = mean_over_ranks(self.sums) if mean_over_ranks else self.sums
-            means = dict(zip(self.names, (sums / max(self.count, 1)).tolist()))
+            sums = (mean_over_ranks(self.sums) if mean_over_ranks else self.sums).tolist()
+            means = {name: total / (self.count - missed)
+                     for name, total, missed in zip(self.names, sums, self.missed) if self.count > missed}
             self.sums.zero_()
         result = (means, self.seconds, self.count)
-        self.count, self.seconds_before, self.started = 0, 0.0, time.perf_counter()
+        self.count, self.missed = 0, [0] * len(self.names)
+        self.seconds_before, self.started = 0.0, time.perf_counter()
         return result
 
     def saved(self, mean_over_ranks=None) -> dict:
         sums = torch.zeros(0) if self.sums is None else mean_over_ranks(self.sums) if mean_over_ranks else self.sums
-        return {"names": list(self.names), "sums": sums.detach().cpu(), "count": self.count, "seconds": self.seconds}
+        return {"names": list(self.names), "sums": sums.detach().cpu(), "count": self.count, "missed": self.missed,
+                "seconds": self.seconds}
 
     def restore(self, saved: dict) -> None:
+        """The sums a checkpoint holds; an older one's unnamed sums are the four statistics of its day, and one
+        without `missed` had every name reported at every step."""
         sums = saved["sums"]
         names = tuple(saved.get("names", STEP_NAMES_BEFORE_NAMING[:len(sums)]))
-        if len(names) != len(sums):
+        missed = list(saved.get("missed", [0] * len(names)))
+        if len(names) != len(sums) or len(missed) != len(names):
             raise ValueError(f"the running means name {len(names)} statistics but hold {len(sums)}")
-        self.names = names
+        self.names, self.missed, self.places = names, [int(value) for value in missed], {}
         self.sums = sums.to(self.device, torch.float32).clone() if names else None
         self.count, self.seconds_before = int(saved["count"]), float(saved["seconds"])
         self.started = time.perf_counter()
 
 
+class NonFiniteWatch:
+    """The first step whose statistics held a NaN or an infinity, tracked on the device without a host sync per
+    step; read every N steps. A NaN or an infinity in a loss or in D's outputs means the run has diverged (a
+    learning rate too high, an overflow): training stops, naming the step, and no checkpoint is written from it."""
+
+    def __init__(self, device: torch.device, step: int = 0):
+        self.step = torch.tensor(step, dtype=torch.int64, device=device)  # steps done, counted on the device
+        self.first_bad = torch.tensor(NONE_YET, dtype=torch.int64, device=device)
+
+    def observe(self, values: torch.Tensor) -> None:
+        """Called after each step with its statistics, stacked; four tiny kernels, no sync."""
+        self.step += 1
+        bad = ~torch.isfinite(values).all()
+        self.first_bad = torch.where(bad, torch.minimum(self.first_bad, self.step), self.first_bad)
+
+
+def all_finite(*networks: nn.Module) -> bool:
+    """Whether every weight and buffer of the networks is finite (one host sync)."""
+    tensors = [t for network in networks for t in network.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
 STEP_NAMES_BEFORE_NAMING = ("loss_D", "loss_G", "D_x", "D_G_z")  # what checkpoints' unnamed sums hold
+ORDER = {name: index for index, name in enumerate(STATISTICS)}  # a row's columns: these first, in this order
 
 
 def history_row(kind: str, epoch: int, step: int, means: dict[str, float], seconds: float, images: int) -> dict:
-    return {"kind": kind, "epoch": epoch, "step": step, **means, "seconds": seconds,
-            "images_per_s": images / seconds if seconds > 0 else 0.0}
+    """A row of the history: the means of the named statistics, those STATISTICS lists first, in its order."""
+    ordered = sorted(means, key=lambda name: ORDER.get(name, len(ORDER)))
+    return {"kind": kind, "epoch": epoch, "step": step, **{name: means[name] for name in ordered},
+            "seconds": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
 
 
 def graph_check_row(epoch: int, step: int, matches: bool, difference: float) -> dict:
@@ -161,13 +235,15 @@ def read_history_csv(path: Path) -> list[dict]:
     return typed
 
 
-def history_figure(history: list[dict], title: str = "", loss: str = "bce", fid_label: str = "") -> Figure:
-    """losses.png: a panel per group of statistics over the training steps (the losses, D's mean outputs), then
-    one per evaluation measured at epochs' ends. `loss` tells whether D's outputs are probabilities;
-    `fid_label` names FID's feature space."""
+def history_figure(history: list[dict], title: str = "", loss: Loss | str = "bce", fid_label: str = "") -> Figure:
+    """losses.png: a panel per group of statistics over the training steps (the losses, D's mean outputs, then
+    any other statistic reported), then one per evaluation measured at epochs' ends. `loss` (the run's, or its
+    registered name) tells whether D's outputs are probabilities; `fid_label` names FID's feature space."""
     rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
     evaluated = [row for row in history if row["kind"] == "epoch" and measurements(row, "epoch")]
-    probabilities = LOSSES.spec(loss).probabilities
+    if isinstance(loss, str):
+        loss = LOSSES.spec(loss) if loss in LOSSES.names else None
+    probabilities = bool(loss is not None and loss.probabilities)
     panels: dict[str, Panel] = {}
     for source, measured in ((rows, "step"), (evaluated, "epoch")):
         for name in columns([measurements(row, measured) for row in source]):

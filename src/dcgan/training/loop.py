@@ -1,4 +1,5 @@
-"""The training loop: `train(cfg, callbacks)` trains a DCGAN and writes the run's artifacts.
+"""The training loop: `train(cfg, callbacks)` trains a DCGAN and writes the run's artifacts;
+`train(cfg, generator=G, discriminator=D, loss=L)` trains objects of your own the same way (models/parts.py).
 
 Per run (see paths.RunPaths): samples/<run>/real.png, epoch_000.png (before training), epoch_NNN.png,
 progress.gif (every epoch's grid, animated) and losses.png; checkpoints/<run>/epoch_NNN.pt, last.pt, config.json
@@ -6,7 +7,8 @@ and history.csv; with --tensorboard, event files in checkpoints/<run>/tb/ (see t
 
 Callbacks (see callbacks.py) watch the run: on_train_start, on_step_end, on_log, on_epoch_end, on_train_end.
 One epoch reads in four files: this one, step.py (one step), state.py (what a run holds) and history.py (its
-statistics, rows and figure).
+statistics, rows and figure). From train() to an optimizer's step is five calls: train, train_epochs,
+train_epoch, step.train_step, step.update_d (or update_g).
 
 Faults: SIGINT / SIGTERM save last.pt at the end of the current step and stop (TrainingStopped, exit code 130 /
 143); --resume continues from that step. Non-finite losses stop the run within log_every steps, naming the step,
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..checks import check_places
@@ -27,18 +30,16 @@ from ..config import TrainConfig, fields_with
 from ..data.batches import epoch_plan
 from ..errors import TrainingStopped
 from ..files import WriteError, atomic_write_text
-from ..metrics.evaluate import write_result
-from ..models.checkpoint import prune_checkpoints, save_checkpoint
+from ..metrics.features import write_result
+from ..models.losses import Loss
+from ..models.parts import Parts
 from ..pictures.animation import save_progress_gif
 from ..pictures.plots import save_figure
-from ..registry import METRICS
-from .callbacks import emit
 from .distributed import joined_world
-from .divergence import NONE_YET, all_finite
-from .history import history_csv, history_figure, history_row, measurements, shown
+from .history import NONE_YET, all_finite, history_csv, history_figure, history_row, measurements, shown
 from .signals import StopSignals, signals_raise
 from .start import check_run_places, owning_run, start_run
-from .state import TrainState, checkpoint_payload
+from .state import TrainState, checkpoint_payload, prune_checkpoints, save_checkpoint
 from .tensorboard import require_tensorboard, tensorboard_callbacks
 
 
@@ -52,21 +53,27 @@ def quiet(line: str) -> None:
 
 
 def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], None] = say,
-          given: Collection[str] | None = None) -> TrainState:
+          flags: Collection[str] | None = None, *, generator: nn.Module | None = None,
+          discriminator: nn.Module | None = None, loss: Loss | None = None) -> TrainState:
     """Train (or with cfg.resume, continue) a run; returns the final state. Under torchrun, each process runs
-    this with its share of every batch. With --resume, the settings not given are the run's saved ones
-    (`given`: see TrainConfig.over_saved)."""
+    this with its share of every batch. With --resume, the settings not given are the run's saved ones (`flags`:
+    the settings the command line gave, see TrainConfig.over_saved).
+
+    generator, discriminator, loss: a G, D or loss of your own (models/parts.py says what each must do), used
+    instead of the ones cfg names; to resume such a run, pass the same kinds of objects again."""
+    parts = Parts(generator, discriminator, loss)
     cfg.validate()
+    parts.named(cfg).check_parts(parts.given)  # the registered names and the image size, before any file
     check_places(cfg, fields_with("place", "folder"))
     check_run_places(cfg)
     require_tensorboard(cfg)
     callbacks = list(callbacks)
     with joined_world(cfg.device) as (world, device):
         signals = StopSignals(keep_catching=world.distributed)
-        log = signals.guard(log if world.main else quiet)  # a closed stdout stops the run like a signal
+        log = guarded(log if world.main else quiet, signals)  # a closed stdout stops the run like a signal
         with owning_run(cfg, world, device, log):
             with signals_raise("the run was starting"):
-                state = start_run(cfg, log, world, device, given)
+                state = start_run(cfg, log, world, device, flags, parts)
             if signals.received:
                 raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
                                       "trained", exit_code=signals.exit_code)
@@ -76,6 +83,27 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     told = f"; {sum(skipped.values()):,} input files were skipped (see the first line)" if skipped else ""
     log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{told}")
     return state
+
+
+def guarded(log: Callable[[str], None], signals: StopSignals) -> Callable[[str], None]:
+    """`log` that survives a closed stdout (`train ... | head -n 1`): the line is dropped, and the run stops at the
+    end of the step as by a signal (signals.StopSignals.stdout_closed)."""
+
+    def guarded_log(line: str) -> None:
+        try:
+            log(line)
+        except BrokenPipeError:
+            signals.stdout_closed()
+
+    return guarded_log
+
+
+def emit(callbacks: list[Any], event: str, state: TrainState) -> None:
+    """Call `event` (see callbacks.py) on every callback that has it."""
+    for callback in callbacks:
+        handler = getattr(callback, event, None)
+        if handler is not None:
+            handler(state)
 
 
 def train_epochs(state: TrainState, signals: StopSignals, callbacks: list[Any], log: Callable[[str], None]) -> None:
@@ -96,7 +124,8 @@ def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: 
     setup, progress = state.setup, state.progress
     cfg, world = setup.cfg, setup.world
     progress.epoch_rng = progress.data_rng.get_state()
-    order, coins = epoch_plan(len(setup.data), setup.steps_per_epoch, cfg.batch_size, cfg.flip, progress.data_rng)
+    order, coins = epoch_plan(len(setup.data.images), setup.steps_per_epoch, cfg.batch_size, cfg.flip,
+                              progress.data_rng)
     done = progress.epoch_step * cfg.batch_size  # resumed mid-epoch: the images already trained on
     order = world.shard(order[done:], cfg.batch_size)
     coins = world.shard(None if coins is None else coins[done:], cfg.batch_size)
@@ -217,11 +246,12 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> dict:
     save_progress(state, targets, averaged=True)
 
     def tidy() -> None:
-        prune_checkpoints(paths, cfg.keep_last)
+        if cfg.keep_last:
+            prune_checkpoints(paths, cfg.keep_last)
         for note in save_progress_gif(paths.epoch_grids(), paths.progress_gif):
             log(note)
         fid_label = setup.evaluator.label if setup.evaluator else ""
-        save_figure(history_figure(progress.history, f"run {paths.name}", cfg.loss, fid_label), paths.losses_plot)
+        save_figure(history_figure(progress.history, f"run {paths.name}", setup.loss, fid_label), paths.losses_plot)
 
     world.on_main(tidy, setup.device)
     log(f"epoch {epoch}/{cfg.epochs}: " + "  ".join(f"{label} {value}" for label, value in
@@ -240,7 +270,7 @@ def measure_epoch(state: TrainState, log: Callable[[str], None]) -> dict[str, fl
     shown = "".join(f", {name} {result[name]:.3f}" for name in ("precision", "recall") if name in result)
     log(f"epoch {progress.epoch}: FID {result['fid']:.3f} ({result['features']}){shown}"
         f"{'; new best.pt' if best else ''}")
-    return {name: result[name] for metric in state.cfg.metrics() for name in METRICS.spec(metric).values}
+    return {name: result[name] for name in state.setup.evaluator.values}
 
 
 def is_best_fid(history: list[dict], measured: dict) -> bool:

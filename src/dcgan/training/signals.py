@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..errors import TrainingStopped
 
@@ -73,17 +73,10 @@ class StopSignals:
         if not self.keep_catching:
             self.restore()
 
-    def guard(self, log: Callable[[str], None]) -> Callable[[str], None]:
-        """`log` that survives a closed stdout: the line is dropped, stdout silenced, SIGPIPE noted."""
-
-        def guarded(line: str) -> None:
-            try:
-                log(line)
-            except BrokenPipeError:
-                silence_stdout()
-                self.received = self.received or SIGPIPE
-
-        return guarded
+    def stdout_closed(self) -> None:
+        """A write to stdout met a closed pipe: stdout is silenced, and the run stops as on SIGPIPE."""
+        silence_stdout()
+        self.received = self.received or SIGPIPE
 
     def restore(self) -> None:
         for number, handler in self.previous.items():

@@ -13,7 +13,7 @@ update of every network and optimizer state, as the direction (1 - cosine) and t
 floating-point sums (atomics in convolution and scatter backward): about 1e-6 relative in fp32, which Adam's
 normalised update keeps near 1e-6 except where a gradient is itself near that noise; in bf16, an fp32 sum that
 lands on the other side of a rounding step moves a value by 2^-8 (0.4 %). What a broken graph does is far
-larger: a frozen Python value (the EMA share, an lr, a step count) changes an update's norm by several per cent
+larger: a frozen Python value (an EMA share, an lr, a step count) changes an update's norm by several per cent
 within 100 steps, a stale or replaced tensor changes its direction entirely, and a frozen step count or a
 generator drawn twice is caught exactly.
 """
@@ -31,14 +31,14 @@ from .state import TrainState, rank_streams, set_rank_streams
 class StepSnapshot:
     """Copies of the tensors a step changes, by name, beside the live tensors they were copied from."""
 
-    live: dict[str, torch.Tensor]  # name -> the state's own tensor (network.*, opt_g.*, opt_d.*, ema_share)
+    live: dict[str, torch.Tensor]  # name -> the state's own tensor (network.*, opt_g.*, opt_d.*)
     copies: dict[str, torch.Tensor]
     streams: dict[str, torch.Tensor]  # rank_streams: the noise generator and torch's global generators
     with_state: dict[str, list[torch.Tensor]]  # optimizer -> the parameters that already had Adam state
 
 
 def step_tensors(state: TrainState) -> dict[str, torch.Tensor]:
-    """Every tensor a step writes, by a stable name: `generator.net.0.weight`, `opt_d.3.exp_avg`, `ema_share`."""
+    """Every tensor a step writes, by a stable name: `generator.net.0.weight`, `opt_d.3.exp_avg`."""
     tensors = {}
     nets = state.nets
     for name, network in (("generator", nets.generator), ("discriminator", nets.discriminator),
@@ -50,8 +50,6 @@ def step_tensors(state: TrainState) -> dict[str, torch.Tensor]:
             for key, value in optimizer.state.get(parameter, {}).items():
                 if isinstance(value, torch.Tensor):
                     tensors[f"{name}.{index}.{key}"] = value
-    if nets.ema_share is not None:
-        tensors["ema_share"] = nets.ema_share
     return {name: tensor.detach() for name, tensor in tensors.items()}
 
 
@@ -90,8 +88,8 @@ class Tolerance:
 
 TOLERANCES = {"fp32": Tolerance(metrics=1e-4, direction=1e-3, norm=1e-3),
               "bf16": Tolerance(metrics=1e-2, direction=1e-2, norm=1e-2)}
-GROUPS = {"generator": "G", "discriminator": "D", "ema": "the EMA", "opt_g": "G's Adam", "opt_d": "D's Adam",
-          "ema_share": "the EMA share"}  # snapshot name prefix -> words
+GROUPS = {"generator": "G", "discriminator": "D", "ema": "the EMA", "opt_g": "G's Adam",
+          "opt_d": "D's Adam"}  # snapshot name prefix -> words
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ cuDNN autotuning, whole-step CUDA graphs and torch.compile. Each is measured in 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,11 +25,12 @@ class SpeedPlan:
     compile: bool  # torch.compile of G and D
     cuda_graphs: bool = False  # the whole step captured once and replayed (CUDA, one process)
     notes: tuple[str, ...] = ()  # why a setting asked for (or on by default) is off, one phrase each
+    # a new context for the forward passes: bf16 autocast, or one that changes nothing (made once: a step calls it)
+    autocast: Callable[[], AbstractContextManager] = field(init=False, repr=False, compare=False)
 
-    def autocast(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "autocast", functools.partial(torch.autocast, self.device.type, dtype=torch.bfloat16)
+                           if self.bf16 else contextlib.nullcontext)
 
     def describe(self) -> str:
         parts = ["bf16 autocast" if self.bf16 else "fp32"]
@@ -58,9 +62,9 @@ def speed_plan(cfg: TrainConfig, device: torch.device, distributed: bool = False
     graphs = cfg.cuda_graphs != "off" and not no_graphs
     if cfg.cuda_graphs == "on" and no_graphs:
         notes.append(f"no CUDA graphs: {no_graphs}")
-    return SpeedPlan(device=device, bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_is_fast),
-                     channels_last=channels_last, fused_adam=cuda, compile=cfg.compile, cuda_graphs=graphs,
-                     notes=tuple(notes))
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_is_fast)
+    return SpeedPlan(device=device, bf16=bf16, channels_last=channels_last, fused_adam=cuda, compile=cfg.compile,
+                     cuda_graphs=graphs, notes=tuple(notes))
 
 
 def graphs_unavailable(device: torch.device, distributed: bool) -> str:

@@ -1,5 +1,6 @@
-"""Starting a run, top to bottom: the request checked, the data loaded, the networks and optimizers built, then
-the checkpoint restored (--resume) or the first grids written.
+"""Starting a run, top to bottom: the request checked (its parts, its folders, with --resume the checkpoint: see
+resume.py), the data loaded and the networks given as objects tried on it, the networks and optimizers built,
+then the checkpoint restored (--resume) or the first grids written.
 
 Under torchrun, the work that touches the run's files is done by rank 0 in two blocks: before the networks are
 built (decode the data into the cache, build the evaluator, clear the run's folders) and after (real.png,
@@ -27,10 +28,10 @@ from ..device import pick_device
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..lock import RunLock
-from ..metrics.evaluate import Evaluator
-from ..models.build import build_networks
-from ..models.checkpoint import check_architecture, load_checked
+from ..metrics.features import Evaluator
 from ..models.conditional import class_rows
+from ..models.losses import Loss
+from ..models.parts import NO_PARTS, Parts, build_networks, described
 from ..paths import (
     TEMPORARY_FILE,
     TENSORBOARD_FOLDER,
@@ -42,22 +43,13 @@ from ..paths import (
 )
 from ..pictures.grids import save_grid
 from ..pictures.sampling import noise_for
-from .distributed import World, with_sync_batchnorm
-from .divergence import NonFiniteWatch
+from .distributed import with_sync_batchnorm
 from .ema import ema_copy
-from .execution import StepRunner
-from .history import RunningMeans
+from .execution import step_runner
+from .history import NonFiniteWatch, RunningMeans
+from .resume import load_progress, load_weights_and_optimizers, resume_request
 from .speed import SpeedPlan, adam, prepare_networks, speed_plan
-from .state import (
-    SAMPLE_COUNT,
-    Networks,
-    Progress,
-    RunSetup,
-    TrainState,
-    load_progress,
-    load_weights_and_optimizers,
-    noise_seed,
-)
+from .state import SAMPLE_COUNT, Networks, Progress, RunSetup, TrainState, World, noise_seed
 
 REAL_COUNT = 64  # real.png: the first 64 training images, 8 x 8
 Log = Callable[[str], None]
@@ -102,37 +94,41 @@ def paths_of(cfg: TrainConfig) -> RunPaths:
 
 
 def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: torch.device | None = None,
-              given: Collection[str] | None = None) -> TrainState:
+              flags: Collection[str] | None = None, parts: Parts = NO_PARTS) -> TrainState:
     """Set up a fresh run (writing real.png and epoch_000.png) or restore one from its checkpoint; `world` and
-    `device` come from distributed.joined_world (default: one process, cfg.device); `given`: see
-    TrainConfig.over_saved."""
+    `device` come from distributed.joined_world (default: one process, cfg.device); `flags`: see
+    TrainConfig.over_saved; `parts`: the G, D and loss given as objects."""
     world, device = world or World(), device or pick_device(cfg.device)
-    # 1. the request checked: config, folders, with --resume the checkpoint; no data read, nothing written
-    cfg, paths, resume_from = checked_request(cfg, world, given)
-    # 2. the data: rank 0 decodes it into the cache (and clears the run's folders), then the other ranks read it
-    prepared = world.on_main(lambda: prepare_on_main(cfg, paths, device, log), device)
+    # 1. the request checked: config, parts, folders, with --resume the checkpoint; no data read, nothing written
+    cfg, paths, resume_from = checked_request(cfg, parts, world, flags)
+    # 2. the data: rank 0 decodes it into the cache, tries the given networks on it (then clears the run's
+    # folders), then the other ranks read it
+    prepared = world.on_main(lambda: prepare_on_main(cfg, parts, paths, device, log), device)
     data, evaluator = prepared if world.main else (load_data(cfg, log, progress=False), None)
     cfg = fitted_to_data(cfg, data)
     # 3. networks, optimizers and random streams, with --resume holding the checkpoint's values; the batch source
     torch.manual_seed(cfg.seed)
-    plan = speed_plan(cfg, device, world.distributed)
-    nets, progress = new_networks(cfg, plan, world, device), new_progress(cfg, world, device)
+    plan, loss = speed_plan(cfg, device, world.distributed), parts.loss_of(cfg)
+    nets, progress = new_networks(cfg, parts, loss, plan, world, device), new_progress(cfg, world, device)
     fixed_noise = noise_for(SAMPLE_COUNT, cfg.nz, cfg.seed)
     if resume_from is not None:
         payload, path = resume_from
         load_weights_and_optimizers(nets, payload, path, cfg)
         load_progress(progress, payload, path, world, device, cfg.seed)
         fixed_noise = payload["fixed_noise"].float()
-    setup = RunSetup(cfg, paths, device, world, plan, data, batch_source(data, device, cfg.data_on_device,
-                                                                         plan.channels_last),
+    setup = RunSetup(cfg, loss, paths, device, world, plan, data,
+                     batch_source(data, device, cfg.data_on_device, plan.channels_last),
                      fixed_noise=fixed_noise.repeat(cfg.classes, 1) if cfg.conditional and resume_from is None
                      else fixed_noise,
+                     steps_per_epoch=len(data) // cfg.batch_size, policies=tuple(cfg.augmentations()),
                      labels=torch.from_numpy(data.labels).to(device) if cfg.conditional else None,
                      fixed_labels=class_rows(cfg.classes, SAMPLE_COUNT) if cfg.conditional else None,
-                     evaluator=evaluator)
-    state = TrainState(setup, nets, progress, NonFiniteWatch(device, progress.step), StepRunner(setup, log),
+                     evaluator=evaluator, given=described(parts.named_objects()))
+    state = TrainState(setup, nets, progress, NonFiniteWatch(device, progress.step), step_runner(setup, log),
                        saved=(resume_from[1], progress.step) if resume_from is not None else None)
     log(describe(state))
+    if mismatched_norm(loss, parts):
+        log(mismatched_norm(loss, parts))
     if resume_from is not None:
         log(f"resuming from {resume_from[1]} at epoch {progress.epoch}, step {progress.step}"
             + (f" ({progress.epoch_step} steps into epoch {progress.epoch + 1})" if progress.epoch_step else ""))
@@ -141,36 +137,31 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
     return state
 
 
-def checked_request(cfg: TrainConfig, world: World, given: Collection[str] | None = None
+def checked_request(cfg: TrainConfig, parts: Parts, world: World, flags: Collection[str] | None = None
                     ) -> tuple[TrainConfig, RunPaths, tuple[dict, Path] | None]:
-    """The config made concrete (run name, the loss's defaults), the run's folders, and with --resume the
-    checkpoint to continue from (payload, path), its settings under the request's, checked before any data is
-    loaded."""
+    """The config made concrete (run name, parts, the loss's defaults), the run's folders, and with --resume the
+    checkpoint to continue from (payload, path), checked before any data is loaded."""
     paths = paths_of(cfg)
-    if not cfg.resume:
-        cfg = dataclasses.replace(cfg.resolved(), run=paths.name)
-        world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
-        if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
-            raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
-                            "continue it, --overwrite to start it again, or choose another --run name")
-        return cfg, paths, None
-    path = paths.checkpoint_file(cfg.checkpoint)
-    payload, saved = load_checked(path)  # (its config validated there, once)
-    cfg = cfg.over_saved(saved, given).validate()
-    check_architecture(saved, cfg, path)
-    cfg = dataclasses.replace(cfg.resolved(), run=paths.name, channels=saved.channels)
-    world.local_batch(cfg.batch_size)
-    if int(payload["epoch"]) >= cfg.epochs:
-        raise UserError(f"{path} already holds {payload['epoch']} epochs: pass --epochs above "
-                        f"{payload['epoch']} to train further")
-    return cfg, paths, (payload, path)
+    if cfg.resume:
+        cfg, payload, path = resume_request(cfg, paths, parts, world, flags)
+        return cfg, paths, (payload, path)
+    cfg = parts.named(cfg)
+    cfg.check_parts(parts.given)
+    cfg = dataclasses.replace(cfg.resolved(parts.loss_of(cfg)), run=paths.name)
+    world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
+    if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):
+        raise UserError(f"run '{paths.name}' already has checkpoints in {paths.checkpoints}: pass --resume to "
+                        "continue it, --overwrite to start it again, or choose another --run name")
+    return cfg, paths, None
 
 
-def prepare_on_main(cfg: TrainConfig, paths: RunPaths, device: torch.device, log: Log
+def prepare_on_main(cfg: TrainConfig, parts: Parts, paths: RunPaths, device: torch.device, log: Log
                     ) -> tuple[ImageData, Evaluator | None]:
-    """Rank 0, before the networks: decode the data into the cache (the other ranks then read it), build the
-    evaluator, and only then, with both known to work, clear the run's folders."""
+    """Rank 0, before the networks: decode the data into the cache (the other ranks then read it), try the networks
+    given as objects on images of its size, build the evaluator, and only then, with all known to work, clear the
+    run's folders."""
     data = load_data(cfg, log, progress=cfg.progress)
+    parts.check_calls(fitted_to_data(cfg, data))
     evaluator = new_evaluator(fitted_to_data(cfg, data), device, log) if cfg.eval_every else None
     clear_folders(cfg, paths, log)
     return data, evaluator
@@ -191,9 +182,11 @@ def fitted_to_data(cfg: TrainConfig, data: ImageData) -> TrainConfig:
     return dataclasses.replace(cfg, channels=data.channels, classes=conditional_classes(cfg, data))
 
 
-def new_networks(cfg: TrainConfig, plan: SpeedPlan, world: World, device: torch.device) -> Networks:
-    """Freshly initialised networks (seed torch first), their optimizers, and how the step calls them."""
-    generator, discriminator = build_networks(cfg)
+def new_networks(cfg: TrainConfig, parts: Parts, loss: Loss, plan: SpeedPlan, world: World,
+                 device: torch.device) -> Networks:
+    """Freshly initialised networks (seed torch first) or the ones given, their optimizers, and how the step calls
+    them."""
+    generator, discriminator = build_networks(cfg, parts)
     if cfg.sync_bn:
         generator, discriminator = (with_sync_batchnorm(net, world, device) for net in (generator, discriminator))
     generator.to(device)
@@ -202,8 +195,17 @@ def new_networks(cfg: TrainConfig, plan: SpeedPlan, world: World, device: torch.
     return Networks(generator, discriminator, adam(generator.parameters(), cfg.lr_g, cfg, plan),
                     adam(discriminator.parameters(), cfg.lr_d, cfg, plan), g_forward, d_forward,
                     d_forward_for_g=d_forward if not world.distributed else prepare_networks(plan, discriminator)[0],
-                    ema_generator=ema_copy(generator) if cfg.ema else None,
-                    ema_share=torch.zeros((), device=device) if cfg.ema else None)
+                    ema_generator=ema_copy(generator) if cfg.ema else None)
+
+
+def mismatched_norm(loss: Loss, parts: Parts) -> str:
+    """A note when the loss's penalty wants a D normalised per image and the D given has BatchNorm ("" otherwise)."""
+    if loss.critic_norm != "layer" or parts.discriminator is None:
+        return ""
+    if not any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in parts.discriminator.modules()):
+        return ""
+    return ("note: the loss's penalty is per image, and the discriminator given has BatchNorm layers, which mix the "
+            "images of a batch: layer norm (nn.GroupNorm(1, channels)) suits it better")
 
 
 def new_progress(cfg: TrainConfig, world: World, device: torch.device) -> Progress:
@@ -220,8 +222,11 @@ def describe(state: TrainState) -> str:
     cfg, world = setup.cfg, setup.world
     where = "on the device" if isinstance(setup.batches, DeviceBatches) else "streamed from the cache"
     processes = f", {world.size} processes of {cfg.batch_size // world.size}" if world.distributed else ""
+    given = "; given: " + ", ".join(f"{name} {entry['class']}" + (f" ({entry['parameters']:,} parameters)"
+                                                                   if "parameters" in entry else "")
+                                    for name, entry in setup.given.items()) if setup.given else ""
     return (f"run '{cfg.run}' on {setup.device} ({setup.plan.describe()}; data {where}): {setup.steps_per_epoch} "
-            f"steps of {cfg.batch_size} images per epoch{processes}")
+            f"steps of {cfg.batch_size} images per epoch{processes}{given}")
 
 
 def write_first_files(state: TrainState, fresh: bool) -> None:
@@ -229,7 +234,8 @@ def write_first_files(state: TrainState, fresh: bool) -> None:
     if fresh:
         save_grid(to_signed(torch.tensor(state.setup.data.images[:REAL_COUNT])), state.paths.real_grid, nrow=8)
         state.save_epoch_grid(0)
-    atomic_write_text(state.paths.config_json, json.dumps(state.cfg.to_dict(), indent=2) + "\n")
+    settings = {**dataclasses.asdict(state.cfg), **({"given": state.setup.given} if state.setup.given else {})}
+    atomic_write_text(state.paths.config_json, json.dumps(settings, indent=2) + "\n")
 
 
 def new_evaluator(cfg: TrainConfig, device: torch.device, log: Log) -> Evaluator:

@@ -1,19 +1,21 @@
-"""The run in progress: TrainState, in three parts (the run's fixed setup, the networks, the progress), and what a
-checkpoint holds of it.
+"""The run in progress: TrainState, in three parts (the run's fixed setup, the networks, the progress), the processes
+it runs on (World: one, or torchrun's), and what a checkpoint holds of it.
 
-`checkpoint_payload(state)` is the checkpoint of the run as it stands; `load_weights_and_optimizers` and
-`load_progress` put one back into a run being started. Besides weights and optimizers a checkpoint keeps the step
-reached (also in the middle of an epoch), the running means of the unfinished epoch, and every random stream
-(data order and flips, each rank's noise, torch's global generators), so that a run resumed on the CPU ends with
-the same weights as one that was never interrupted.
+`checkpoint_payload(state)` is the checkpoint of the run as it stands, `save_checkpoint` writes it (resume.py puts
+one back; models/checkpoint.py reads and checks one). Besides weights
+and optimizers a checkpoint keeps the step reached (also in the middle of an epoch), the running means of the
+unfinished epoch, and every random stream (data order and flips, each rank's noise, torch's global generators), so
+that a run resumed on the CPU ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,31 +23,78 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.batches import DeviceBatches, StreamedBatches
 from ..data.cache import ImageData
-from ..errors import UserError
-from ..metrics.evaluate import Evaluator
-from ..models.checkpoint import FORMAT_VERSION, state_dict_errors
+from ..files import atomic_link, atomic_write_bytes
+from ..models.checkpoint import FORMAT_VERSION
 from ..models.losses import Loss
+from ..models.statistics import Statistics
 from ..paths import RunPaths
 from ..pictures.grids import save_grid
 from ..pictures.sampling import generate
-from ..registry import LOSSES
-from .distributed import World
-from .divergence import NonFiniteWatch
-from .history import RunningMeans
-from .speed import SpeedPlan
+from .history import NonFiniteWatch, RunningMeans
+
+if TYPE_CHECKING:
+    from ..metrics.features import Evaluator
+    from .speed import SpeedPlan
 
 SAMPLE_COUNT, SAMPLE_ROWS = 10, 2  # the per-epoch grid: 10 images from fixed noise, 2 rows of 5
 # (conditional runs: one row per class, the same 10 noise vectors in every row)
 NOISE_SEED_STRIDE = 100_003  # rank r draws its noise from seed + 2 + r * this: streams that never meet
 Forward = Callable[..., torch.Tensor]  # a network as the step calls it: itself, compiled, or wrapped in DDP
-Statistics = dict[str, torch.Tensor]  # what a step reports: name -> a 0-d tensor on the device
+
+
+@dataclass(frozen=True)
+class World:
+    """The processes of a run: one, here (training/distributed.py's TorchrunWorld is several). Rank 0 writes."""
+
+    rank: int = 0
+    size: int = 1
+    distributed: bool = False  # a process group is up (launched by torchrun), even with one process
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def local_batch(self, batch: int) -> int:
+        """Each process's share of a batch."""
+        return batch
+
+    def shard(self, plan: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """This process's part of an epoch plan (the whole plan)."""
+        return plan
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean of `tensor` over the processes."""
+        return tensor
+
+    def average_buffers(self, *networks: nn.Module | None) -> None:
+        """Make BatchNorm's running statistics the mean over the processes."""
+
+    def agree(self, values: list, device: torch.device) -> list[int]:
+        """Each value's maximum over the processes, as ints (ints or 0-d tensors in; one host sync)."""
+        return torch.stack([torch.as_tensor(value, dtype=torch.int64, device=device) for value in values]).tolist()
+
+    def gather(self, item: Any) -> list[Any]:
+        """Every process's `item`, in rank order."""
+        return [item]
+
+    def barrier(self) -> None:
+        """Wait for every process."""
+
+    def on_main(self, job: Callable[[], Any], device: torch.device) -> Any:
+        """Run `job` on rank 0 only (the one that writes files)."""
+        return job()
+
+    def wrap(self, network: nn.Module, device: torch.device) -> nn.Module:
+        """The network as the step calls it across processes (itself)."""
+        return network
 
 
 @dataclass
 class RunSetup:
-    """What a run is fixed to once it has started: its settings, folders, processes, speed plan and data."""
+    """What a run is fixed to once it has started: its settings, parts, folders, processes, speed plan and data."""
 
     cfg: TrainConfig  # made concrete: the loss's defaults filled in, channels and classes from the data
+    loss: Loss  # the registered loss cfg.loss names (weighed by the run's settings), or the one given as an object
     paths: RunPaths
     device: torch.device
     world: World  # the processes of a torchrun launch (one otherwise)
@@ -53,17 +102,12 @@ class RunSetup:
     data: ImageData
     batches: DeviceBatches | StreamedBatches  # real images, ready on the device
     fixed_noise: torch.Tensor  # the grids' noise (saved in the checkpoint too)
+    steps_per_epoch: int  # full batches of the data (the last incomplete one is dropped)
+    policies: tuple[str, ...] = ()  # DiffAugment's, applied to every image D sees
     labels: torch.Tensor | None = None  # conditional runs: every image's label, on the device
     fixed_labels: torch.Tensor | None = None  # conditional runs: the grid's labels, one row per class
     evaluator: Evaluator | None = None  # with eval_every: measures G against fixed real images (rank 0)
-
-    @property
-    def loss(self) -> Loss:
-        return LOSSES.spec(self.cfg.loss)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.data) // self.cfg.batch_size
+    given: dict[str, dict[str, Any]] = field(default_factory=dict)  # the parts given as objects: class, parameters
 
 
 @dataclass
@@ -78,7 +122,6 @@ class Networks:
     d_forward: Forward
     d_forward_for_g: Forward  # D in G's step: d_forward, or without DDP (D's weights are not trained there)
     ema_generator: nn.Module | None = None  # with --ema: the moving average of G's weights
-    ema_share: torch.Tensor | None = None  # with --ema: this step's weight of G in the average (0-d, on the device)
 
     @property
     def sampler(self) -> nn.Module:
@@ -113,7 +156,7 @@ class TrainState:
     nets: Networks
     progress: Progress
     watch: NonFiniteWatch  # the first step with a NaN or infinite statistic
-    runner: Callable[..., Statistics]  # execution.StepRunner: runs each step, eager or graphed
+    runner: Callable[..., Statistics]  # runs each step: step.train_step, or execution.StepRunner (graphs, compile)
     saved: tuple[Path, int] | None = None  # the latest checkpoint written (or resumed from) and its step
     last_row: dict | None = None  # the latest step or epoch row of the history
     sample_path: Path | None = None  # the latest epoch grid
@@ -129,7 +172,7 @@ class TrainState:
     def save_epoch_grid(self, epoch: int) -> Path:
         setup = self.setup
         nrow = SAMPLE_COUNT if setup.fixed_labels is not None else SAMPLE_COUNT // SAMPLE_ROWS
-        images = generate(self.sampler, setup.fixed_noise, labels=setup.fixed_labels)
+        images = generate(self.nets.sampler, setup.fixed_noise, labels=setup.fixed_labels)
         self.sample_path = save_grid(images, setup.paths.sample_grid(epoch), nrow)
         return self.sample_path
 
@@ -145,7 +188,8 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     mean_over_ranks = world.mean if world.distributed else None
     return {
         "format_version": FORMAT_VERSION,
-        "config": setup.cfg.to_dict(),
+        "config": dataclasses.asdict(setup.cfg),
+        **({"given": setup.given} if setup.given else {}),  # the parts given as objects: class, parameters
         "generator": nets.generator.state_dict(),
         "discriminator": nets.discriminator.state_dict(),
         **({"generator_ema": nets.ema_generator.state_dict()} if nets.ema_generator is not None else {}),
@@ -163,85 +207,31 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
     }
 
 
+def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
+    """Serialise once, write the first path atomically (the old file stays whole until the rename), then make the
+    others hard links to it (last.pt costs no disk beside epoch_NNN.pt), or copies where links are not possible."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    first, *others = paths
+    atomic_write_bytes(first, buffer.getvalue())
+    for path in others:
+        if not atomic_link(first, path):
+            atomic_write_bytes(path, buffer.getvalue())
+
+
+def prune_checkpoints(paths: RunPaths, keep_last: int) -> None:
+    """Keep the newest `keep_last` epoch_NNN.pt files (0 keeps all); last.pt is never touched."""
+    if keep_last > 0:
+        for old in paths.epoch_checkpoints()[:-keep_last]:
+            old.unlink(missing_ok=True)
+
+
 def rank_streams(state: TrainState) -> dict[str, torch.Tensor]:
     """This process's random streams: its noise generator, and torch's global ones (which dropout uses)."""
-    return streams_of(state.progress, state.setup.device)
-
-
-def streams_of(progress: Progress, device: torch.device) -> dict[str, torch.Tensor]:
-    streams = {"noise": progress.noise_rng.get_state(), "torch_cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        streams["torch_cuda"] = torch.cuda.get_rng_state(device)
+    streams = {"noise": state.progress.noise_rng.get_state(), "torch_cpu": torch.get_rng_state()}
+    if state.setup.device.type == "cuda":
+        streams["torch_cuda"] = torch.cuda.get_rng_state(state.setup.device)
     return streams
-
-
-def load_weights_and_optimizers(nets: Networks, payload: dict, path: Path, cfg: TrainConfig) -> None:
-    """The checkpoint's weights and optimizer states, loaded into the run's networks and optimizers (built from
-    the same architecture settings: start.py checked them)."""
-    with state_dict_errors(path):
-        nets.generator.load_state_dict(payload["generator"])
-        nets.discriminator.load_state_dict(payload["discriminator"])
-        if nets.ema_generator is not None:  # a run that had no average yet starts it from G
-            nets.ema_generator.load_state_dict(payload.get("generator_ema") or payload["generator"])
-    try:
-        load_optimizer(nets.opt_g, payload["optimizer_g"], cfg.lr_g, cfg)
-        load_optimizer(nets.opt_d, payload["optimizer_d"], cfg.lr_d, cfg)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
-
-
-def load_progress(progress: Progress, payload: dict, path: Path, world: World, device: torch.device,
-                     seed: int) -> None:
-    """Epochs and steps done, the history, the running means and every random stream, from a checkpoint."""
-    try:
-        progress.epoch, progress.step = int(payload["epoch"]), int(payload["step"])
-        progress.epoch_step = int(payload.get("epoch_step", 0))
-        progress.history = list(payload["history"])
-        progress.epoch_rng = payload["rng"]["data"]
-        progress.data_rng.set_state(progress.epoch_rng)
-        restore_rank_streams(progress, payload["rng"], world, device, seed)
-        if "means" in payload:
-            progress.epoch_means.restore(payload["means"]["epoch"])
-            progress.window_means.restore(payload["means"]["window"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise UserError(f"checkpoint {path} is incomplete ({error}): use another checkpoint") from None
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, lr: float, cfg: TrainConfig) -> None:
-    """Adam's moments from the checkpoint, with this run's learning rate and betas (which --resume may change),
-    implementation and memory layout: a checkpoint written on the CPU resumes on a GPU with graphs, one from a
-    channels-last run resumes with --compile or --channels-last off, and the other way round."""
-    implementation = {key: optimizer.defaults[key] for key in ("fused", "capturable", "foreach")
-                      if key in optimizer.defaults}
-    # load_state_dict places each `step` by the saved groups' fused / capturable flags (on the parameter's device
-    # for fused or capturable Adam, else where it was saved): they must be this run's before loading
-    groups = [{**group, **implementation, "lr": lr, "betas": (cfg.beta1, cfg.beta2)}
-              for group in saved["param_groups"]]
-    optimizer.load_state_dict({**saved, "param_groups": groups})
-    lay_out_like_parameters(optimizer)
-
-
-def lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
-    """Give every moment its parameter's strides: a loaded moment keeps the layout it was saved in, and fused Adam
-    needs moments shaped and strided like their parameter. A moment of another shape is a ValueError."""
-    for parameter, values in optimizer.state.items():
-        for key, value in values.items():
-            if key == "step" or not isinstance(value, torch.Tensor):
-                continue
-            if value.shape != parameter.shape:
-                raise ValueError(f"Adam's {key} has shape {tuple(value.shape)}, its parameter {tuple(parameter.shape)}")
-            if value.stride() != parameter.stride():
-                values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
-
-
-def restore_rank_streams(progress: Progress, rng: dict, world: World, device: torch.device, seed: int) -> None:
-    """This rank's noise and global generators, when the checkpoint has them for this device and world size;
-    else (another device or process count) a new stream that is still the same for the same checkpoint."""
-    ranks = rng.get("ranks") or [rng]
-    if rng.get("noise_device") == device.type and len(ranks) == world.size:
-        put_streams(progress, device, ranks[world.rank])
-    else:
-        progress.noise_rng.manual_seed(noise_seed(seed, world.rank) + progress.step)
 
 
 def set_rank_streams(state: TrainState, streams: dict[str, torch.Tensor]) -> None:
@@ -250,6 +240,7 @@ def set_rank_streams(state: TrainState, streams: dict[str, torch.Tensor]) -> Non
 
 
 def put_streams(progress: Progress, device: torch.device, streams: dict[str, torch.Tensor]) -> None:
+    """The noise generator and torch's global ones set to saved states (as rank_streams or a checkpoint has them)."""
     progress.noise_rng.set_state(streams["noise"])
     if "torch_cpu" in streams:
         torch.set_rng_state(streams["torch_cpu"])

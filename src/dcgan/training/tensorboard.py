@@ -16,16 +16,17 @@ that step (purge_step), so the curves go on without repeated or rewound steps. h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..config import TrainConfig, fields_with
 from ..errors import SettingError
+from ..files import UnreadableFile, read_png
 from ..paths import TENSORBOARD_FOLDER, RunPaths
 from .history import measurements, statistic
 from .state import TrainState
@@ -90,9 +91,11 @@ class TensorBoardLog:
                 self.writer.add_scalar(statistic(name).tag, value, row["step"])
 
     def write_grid(self, path: Path, step: int) -> None:
-        if path.is_file():
-            with Image.open(path) as image:
-                self.writer.add_image(GRID_TAG, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        try:
+            image = read_png(path)
+        except UnreadableFile:  # (a grid that could not be written, or was replaced: the curves go on)
+            return
+        self.writer.add_image(GRID_TAG, np.asarray(image.convert("RGB")), step, dataformats="HWC")
 
     def write_hparams(self, cfg: TrainConfig) -> None:
         """The settings for TensorBoard's HPARAMS tab, in this run's own event file (no separate sub-run)."""
@@ -107,7 +110,7 @@ class TensorBoardLog:
 
 def run_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The settings that describe the run (its folders left out)."""
-    return {name: value for name, value in cfg.to_dict().items() if name not in fields_with("place")}
+    return {name: value for name, value in dataclasses.asdict(cfg).items() if name not in fields_with("place")}
 
 
 def config_table(cfg: TrainConfig) -> str:
