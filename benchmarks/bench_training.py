@@ -125,7 +125,8 @@ def ours(folder: Path, args, work: Path, **overrides) -> dict:
     times = timed(lambda: run(args.steps), device, args.repeats)
     result = {"name": "dcgan" + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else ""),
               "plan": "; ".join([state.setup.plan.describe()] + [line for line in lines if "failed" in line]),
-              "replayed": bool(state.runner.graphed and state.runner.graphed.replayed), "times": times,
+              "replayed": bool(getattr(state.runner, "graphed", None) and state.runner.graphed.replayed),
+              "times": times,
               "memory": peak_memory(device),
               "flops": training_flops_per_image(state.nets.generator, state.nets.discriminator, cfg.nz,
                                                 tuple(state.setup.data.images.shape[1:]))["flops"],

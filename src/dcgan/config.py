@@ -21,7 +21,7 @@ from .registry import DATASETS, DISCRIMINATORS, GENERATORS, LOSSES, METRICS, REG
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment's policies
 SWITCH = ("auto", "on", "off")  # settings that default to what the device favours
 NAMED = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}  # settings naming a registered spec ("" = --arch)
-PARTS = {"loss": LOSSES, **NAMED}  # the settings a run may be given an object for instead of a name
+PARTS = {**NAMED, "loss": LOSSES}  # the settings a run may be given an object for instead of a name
 
 
 def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), architecture: bool = False,
@@ -197,7 +197,7 @@ class TrainConfig:
     def part_names(self) -> dict[str, str]:
         """The loss's, G's and D's names (G and D following --arch when empty), or their objects' classes."""
         generator, discriminator = self.architectures()
-        return {"loss": self.loss, "generator": generator, "discriminator": discriminator}
+        return {"generator": generator, "discriminator": discriminator, "loss": self.loss}
 
     def check_parts(self, given: Collection[str] = ()) -> None:
         """When the parts are used: the loss, G and D that are not `given` as objects name registered specs (a name

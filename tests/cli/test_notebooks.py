@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dcgan import TrainConfig
+from dcgan.training.history import read_history_csv
 from tests.helpers import REPO, gif_frames
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ nbformat, papermill = pytest.importorskip("nbformat"), pytest.importorskip("pape
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space",
-         "05_variants"]
+         "05_variants", "06_your_own_gan"]
 
 
 def test_the_numbered_notebooks_exist():
@@ -74,7 +75,10 @@ def test_00_gan_basics(folders, tmp_path_factory):
     assert {"epoch_000.png", "epoch_001.png", "epoch_002.png", "losses.png", "real.png"} <= {
         p.name for p in samples.iterdir()}
     assert (Path(folders["checkpoints_dir"]) / "nb-mlp" / "last.pt").is_file()
-    assert images_shown(notebook) >= 3 + 3  # three epoch grids, curves, progression, 64 samples
+    assert images_shown(notebook) >= 1 + 3 + 3  # the toy GAN, three epoch grids, curves, progression, 64 samples
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    drawn = [float(value) for value in re.search(r"G draws: \[(.*)\] for the pattern 1010", text).group(1).split(",")]
+    assert drawn[0] > 0.6 and drawn[1] < 0.4 and drawn[2] > 0.6 and drawn[3] < 0.4  # G has learned "1010"
 
 
 def test_01_explore_data(folders, tmp_path_factory):
@@ -165,12 +169,33 @@ def test_04_latent_space(trained_run, folders, tmp_path_factory):
 
 def test_05_variants(folders, tmp_path_factory, tiny_classifier):
     share_classifier(tiny_classifier, folders)
-    notebook = run_notebook("05_variants", folders, tmp_path_factory, variants=["dcgan", "conditional"],
+    notebook = run_notebook("05_variants", folders, tmp_path_factory, variants=["r1", "conditional"],
                             image_size=32, epochs=1, limit=640, eval_n=100, run="nb-v", device="cpu", **folders)
     text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
     assert "| variant | flags | epochs | time (s) | FID |" in text and "`--conditional`" in text
-    assert "conditional: class accuracy" in text
-    for name in ("nb-v-dcgan", "nb-v-conditional"):
+    assert "`--loss r1`" in text and "conditional: class accuracy" in text
+    assert "r1_penalty" in read_history_csv(Path(folders["checkpoints_dir"]) / "nb-v-r1" / "history.csv")[-1]
+    for name in ("nb-v-r1", "nb-v-conditional"):
         assert (Path(folders["checkpoints_dir"]) / name / "eval_001.json").is_file()
     assert (Path(folders["samples_dir"]) / "nb-v" / "variants.png").stat().st_size > 0
     assert images_shown(notebook) == 2  # the side-by-side figure, the conditional grid
+
+
+def test_06_your_own_gan(folders, tmp_path_factory, tiny_classifier):
+    share_classifier(tiny_classifier, folders)
+    notebook = run_notebook("06_your_own_gan", folders, tmp_path_factory, epochs=1, more_epochs=1, batch_size=64,
+                            limit=640, eval_n=100, run="nb-own", dcgan_run="nb-own-dcgan", device="cpu", **folders)
+    checkpoints = Path(folders["checkpoints_dir"])
+    saved = json.loads((checkpoints / "nb-own" / "config.json").read_text())
+    assert saved["generator"] == "__main__:Generator28" and saved["given"]["loss"] == {"class": "__main__:SmoothedBCE"}
+    assert saved["given"]["generator"]["parameters"] > 0 and saved["image_size"] == 28
+    assert {"epoch_001.pt", "epoch_002.pt", "last.pt"} <= {p.name for p in (checkpoints / "nb-own").iterdir()}
+    assert all("logit_gap" in row for row in read_history_csv(checkpoints / "nb-own" / "history.csv")
+               if row["kind"] in ("step", "epoch"))
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "resuming from" in text and "epoch 2/2:" in text and "logit_gap" in text
+    own, theirs = (float(re.search(rf"{name} +([\d.]+)", text).group(1))
+                   for name in (r"your own GAN \(28x28\)", r"the DCGAN \(32x32\)"))
+    assert own == json.loads(next((checkpoints / "nb-own").glob("eval_*.json")).read_text())["fid"].__round__(2)
+    assert theirs > 0
+    assert images_shown(notebook) >= 3 + 1 + 3 + 2  # grids of both trainings, the curves, the DCGAN's, the samples

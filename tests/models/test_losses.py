@@ -1,14 +1,17 @@
-"""The four losses on hand-picked outputs, and WGAN-GP's gradient penalty against hand-computed values."""
+"""The losses on hand-picked outputs, and the penalties each loss owns (WGAN-GP's, R1) against hand-computed
+values."""
 
 import math
 
 import pytest
 import torch
 
-from dcgan import train
-from dcgan.models.losses import gradient_penalty
+from dcgan import TrainConfig, train
+from dcgan.models.losses import gradient_penalty, r1_penalty
+from dcgan.models.statistics import reporting
 from dcgan.registry import LOSSES
-from tests.helpers import quiet
+from tests.helpers import dcgan as run_cli
+from tests.helpers import quiet, tiny_run_flags
 
 
 def discriminator_loss(real, fake, real_label=1.0, fake_label=0.0, loss="bce"):
@@ -97,3 +100,62 @@ def test_a_relativistic_run_trains_and_its_outputs_are_scores(small_config):
     row = state.history[-1]
     assert all(math.isfinite(row[name]) for name in ("loss_D", "loss_G", "D_x", "D_G_z"))
     assert not LOSSES.spec("relativistic").probabilities and state.cfg.n_critic == 1
+
+
+def test_the_r1_penalty_matches_a_hand_computed_value():
+    # critic(x) = sum of squares: gradient 2x. Image 1: x = (3, 4), gradient (6, 8), squared norm 100. Image 2:
+    # x = (1, 0), gradient (2, 0), squared norm 4. Mean: 52. The loss adds gamma / 2 times it: 5 * 52 = 260.
+    real = torch.tensor([[[[3.0, 4.0]]], [[[1.0, 0.0]]]])
+    critic = lambda x: x.square().flatten(1).sum(1)  # noqa: E731
+    assert r1_penalty(critic, real).item() == pytest.approx(52.0)
+    loss = LOSSES.spec("r1").configured(TrainConfig(loss="r1", r1_gamma=10.0))
+    with reporting(torch.device("cpu")) as reported:
+        added = loss.d_penalty(critic, real, torch.zeros_like(real), torch.Generator())
+    assert added.item() == pytest.approx(260.0) and reported.statistics()["r1_penalty"].item() == pytest.approx(52.0)
+    # the penalty trains D: its gradient reaches the critic's weights, and none reaches the images
+    weight = torch.tensor(2.0, requires_grad=True)
+    r1_penalty(lambda x: weight * x.square().flatten(1).sum(1), real).backward()
+    assert weight.grad.item() == pytest.approx(2 * 52.0 * 2.0)  # d/dw of mean ||2 w x||^2 = 2 w * mean ||2 x||^2
+    assert real.grad is None
+
+
+def test_each_loss_owns_its_penalty_weighed_by_the_setting_it_names():
+    real = torch.tensor([[[[3.0, 4.0]]], [[[2.0, 0.0]]]])
+    fake = torch.zeros_like(real)
+    critic = lambda x: x.square().flatten(1).sum(1)  # noqa: E731
+    wgan = LOSSES.spec("wgan-gp").configured(TrainConfig(loss="wgan-gp", gp_weight=2.0))
+    mixing = torch.rand(2, generator=torch.Generator().manual_seed(5))  # what the loss draws from the stream
+    with reporting(torch.device("cpu")) as reported:
+        added = wgan.d_penalty(critic, real, fake, torch.Generator().manual_seed(5))
+    expected = gradient_penalty(critic, real, fake, mixing)
+    assert added.item() == pytest.approx(2.0 * expected.item())
+    assert reported.statistics()["gradient_penalty"].item() == pytest.approx(expected.item())
+    assert LOSSES.spec("wgan-gp").weight == 10.0  # (the registered spec itself keeps its default)
+    for name in ("bce", "lsgan", "hinge", "relativistic"):
+        assert LOSSES.spec(name).d_penalty(critic, real, fake, torch.Generator()) is None
+
+
+def test_the_step_adds_the_penalty_to_d_s_loss(small_config):
+    """loss_D of an r1 run with gamma 0 is bce's; with gamma 10 it is larger by exactly 5 times r1_penalty."""
+    plain = train(small_config(epochs=1, loss="r1", r1_gamma=0.0, log_every=1, run="g0"), log=quiet)
+    penalised = train(small_config(epochs=1, loss="r1", r1_gamma=10.0, log_every=1, run="g10"), log=quiet)
+    first = [row for row in penalised.history if row["kind"] == "step"][0]
+    bce_only = [row for row in plain.history if row["kind"] == "step"][0]
+    # the first step starts from the same weights and batch: D's loss differs by the penalty alone
+    assert first["loss_D"] == pytest.approx(bce_only["loss_D"] + 5.0 * first["r1_penalty"], rel=1e-4)
+    assert state_norm(penalised) != state_norm(plain)
+
+
+def state_norm(state):
+    return sum(float(p.double().norm()) for p in state.nets.discriminator.parameters())
+
+
+def test_the_r1_loss_trains_from_the_command_line(tmp_path):
+    result = run_cli("train", *tiny_run_flags(tmp_path, "r1"), "--epochs", "1", "--loss", "r1", "--r1-gamma", "5",
+                     "--real-label", "0.9")
+    assert result.returncode == 0, result.stderr
+    header = (tmp_path / "checkpoints" / "r1" / "history.csv").read_text().splitlines()[0].split(",")
+    assert "r1_penalty" in header and "r1_penalty" in result.stdout
+    refused = run_cli("train", *tiny_run_flags(tmp_path, "gp"), "--loss", "hinge", "--r1-gamma", "5")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: --r1-gamma weighs the penalty of --loss r1 only: drop it or use that loss"

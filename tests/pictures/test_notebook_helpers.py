@@ -64,10 +64,11 @@ def test_figures_render(tmp_path):
 
 
 def test_show_epoch_grids_displays_every_grid(small_config):
-    shown, said = [], []
-    train(small_config(epochs=2), callbacks=[ShowEpochGrids(shown.append, said.append)], log=lambda _: None)
+    shown, said, logged = [], [], []
+    train(small_config(epochs=2), callbacks=[ShowEpochGrids(shown.append, said.append)], log=logged.append)
     assert [p.name for p in shown] == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
-    assert said[0].startswith("before training") and said[-1].startswith("epoch 2: loss_D")
+    assert said == ["before training (epoch 0):"]  # each epoch's numbers: once, in the run's own line
+    assert [line for line in logged if line.startswith("epoch 2/2: loss_D")]
     assert png_of(shown[0]).startswith(PNG_SIGNATURE)
     assert png_of(Image.new("L", (4, 4))).startswith(PNG_SIGNATURE)
 

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+import custom_parts  # (this file's folder is first on sys.path when torchrun runs it)
 import torch
 
 from dcgan import TrainConfig, train
@@ -52,14 +53,16 @@ class BatchRecorder(Callback):
 
 def main() -> None:
     settings, report_dir = json.loads(sys.argv[1]), sys.argv[2]
+    objects = settings.pop("objects", False)  # a G, D and loss of the user's own (custom_parts.py, beside this file)
     writes: list[str] = []
     record_writes([settings["samples_dir"], settings["checkpoints_dir"]], writes)
     recorder = BatchRecorder()
-    state = train(TrainConfig(**settings), callbacks=[recorder])
+    parts = custom_parts.parts(seed=0, nz=settings["nz"], size=settings["image_size"]) if objects else {}
+    state = train(TrainConfig(**settings), callbacks=[recorder], **parts)
     world = state.setup.world
     report = {"rank": world.rank, "world": world.size, "writes": list(writes), "step": state.step,
               "batches": recorder.batches, "generator": state.nets.generator.state_dict(),
-              "discriminator": state.nets.discriminator.state_dict()}
+              "discriminator": state.nets.discriminator.state_dict(), "generator_class": state.cfg.generator}
     torch.save(report, os.path.join(report_dir, f"rank{state.setup.world.rank}.pt"))
 
 

@@ -15,8 +15,9 @@ import torch
 from dcgan import TrainConfig, train
 from dcgan.errors import UserError
 from dcgan.models.checkpoint import load_checkpoint
-from dcgan.training.distributed import World
+from dcgan.training.distributed import TorchrunWorld
 from dcgan.training.history import read_history_csv
+from dcgan.training.state import World
 from tests.helpers import tiny_settings
 
 pytestmark = pytest.mark.slow
@@ -108,14 +109,14 @@ def test_a_run_owned_by_another_process_stops_every_rank(tmp_path):
 
 def test_each_rank_takes_its_slice_of_every_global_batch():
     order = torch.arange(12)  # 3 global batches of 4
-    shares = [World(rank, 2, True).shard(order, 4) for rank in (0, 1)]
+    shares = [TorchrunWorld(rank, 2).shard(order, 4) for rank in (0, 1)]
     assert shares[0].tolist() == [0, 1, 4, 5, 8, 9] and shares[1].tolist() == [2, 3, 6, 7, 10, 11]
     assert World().shard(order, 4) is order
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():
     with pytest.raises(UserError, match="--batch-size 100 does not split evenly over 3 processes"):
-        World(0, 3, True).local_batch(100)
+        TorchrunWorld(0, 3).local_batch(100)
 
 
 def test_sync_bn_without_torchrun_or_a_gpu_is_refused(small_config):

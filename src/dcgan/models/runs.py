@@ -166,10 +166,12 @@ def load_run(**reference: Any) -> LoadedRun:
     return RunReference(**reference).load()
 
 
-def load_generator(path: Path | str, device: torch.device | str = "cpu", weights: str = "auto") -> LoadedRun:
-    """The run of a checkpoint file or of a folder written by `dcgan export`."""
+def load_generator(path: Path | str, device: torch.device | str = "cpu", weights: str = "auto",
+                   generator: nn.Module | None = None) -> LoadedRun:
+    """The run of a checkpoint file or of a folder written by `dcgan export` (`generator`: a G to load the weights
+    into, for one that was passed to train() as an object)."""
     device = device if isinstance(device, str) else device.type
-    return RunReference(checkpoint=str(path), device=device, weights=weights).load()
+    return RunReference(checkpoint=str(path), device=device, weights=weights, generator=generator).load()
 
 
 def load_notebook_run(reference: RunReference, say: Callable[[str], None] = print) -> LoadedRun:

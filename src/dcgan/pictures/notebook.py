@@ -35,7 +35,7 @@ def show(item: Any) -> None:
 
 class ShowEpochGrids:
     """A training callback (see training.callbacks) that shows the fixed-noise grid inline before training and
-    after every epoch, with the epoch's numbers. `state` is the run's TrainState."""
+    after every epoch, below the epoch's line. `state` is the run's TrainState."""
 
     def __init__(self, show_image: Callable[[Any], None] = show, say: Callable[[str], None] = print):
         self.show_image, self.say = show_image, say
@@ -45,9 +45,6 @@ class ShowEpochGrids:
             self.say("before training (epoch 0):")
             self.show_image(state.sample_path)
 
-    def on_epoch_end(self, state: Any) -> None:
-        row = state.last_row
-        self.say(f"epoch {state.epoch}: loss_D {row['loss_D']:.3f}, loss_G {row['loss_G']:.3f}, "
-                 f"D(x) {row['D_x']:.2f}, D(G(z)) {row['D_G_z']:.2f}")
+    def on_epoch_end(self, state: Any) -> None:  # (the run's log has just printed the epoch's line, every statistic)
         self.show_image(state.sample_path)
 

@@ -127,6 +127,31 @@ def pixel_histogram(images_uint8: np.ndarray) -> Figure:
     return figure
 
 
+def pattern_figure(history: list[dict], drawn: torch.Tensor, pattern: torch.Tensor) -> Figure:
+    """The toy GAN (training/toy.py): both losses over the steps, D's outputs, and the patterns G draws beside the
+    target."""
+    figure = Figure(figsize=(13, 3.6), layout="constrained")
+    losses, outputs, bars = figure.subplots(1, 3)
+    steps = [row["step"] for row in history]
+    for axes, names, ylabel in ((losses, ("loss_D", "loss_G"), "mean squared error"),
+                                (outputs, ("D_x", "D_G_z"), "D's output")):
+        for name in names:
+            axes.plot(steps, [row[name] for row in history], label=name.replace("_x", "(x)").replace("_G_z", "(G(z))"))
+        axes.set(xlabel="step", ylabel=ylabel)
+        axes.legend()
+        axes.grid(alpha=0.3)
+    losses.set_title("Losses")
+    outputs.set(title="D's outputs (0.5: it cannot tell)", ylim=(0, 1))
+    outputs.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    places = np.arange(len(pattern))
+    bars.bar(places - 0.2, pattern.numpy(), width=0.4, color="lightgrey", label="pattern")
+    bars.bar(places + 0.2, drawn.mean(0).numpy(), width=0.4, yerr=drawn.std(0).numpy(), color="tab:blue",
+             label=f"G, mean of {len(drawn)}")
+    bars.set(title="What G draws", xticks=places, ylim=(0, 1.05), xlabel="value", ylabel="")
+    bars.legend()
+    return figure
+
+
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)

@@ -28,6 +28,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lsgan": {"loss": "lsgan"},
     "hinge": {"loss": "hinge"},
     "wgan-gp": {"loss": "wgan-gp"},
+    "r1": {"loss": "r1"},
     "spectral-norm": {"spectral_norm": True},
     "ema": {"ema": 0.999},
     "diffaugment": {"diffaugment": "translation,cutout,color"},
