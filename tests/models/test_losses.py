@@ -147,7 +147,7 @@ def test_the_step_adds_the_penalty_to_d_s_loss(small_config):
 
 
 def state_norm(state):
-    return sum(float(p.double().norm()) for p in state.nets.discriminator.parameters())
+    return sum(float(p.detach().double().norm()) for p in state.nets.discriminator.parameters())
 
 
 def test_the_r1_loss_trains_from_the_command_line(tmp_path):

@@ -15,6 +15,7 @@ import torch
 from dcgan import train
 from dcgan.training import execution
 from tests.helpers import quiet
+from tests.training import custom_parts
 from tests.training.test_graphs import loss_read_on_the_host
 
 pytestmark = [pytest.mark.cuda,
@@ -26,12 +27,13 @@ EVERYTHING = dict(n_critic=2, ema=0.9, diffaugment="translation,cutout,color", c
 LOSS_TOLERANCE = {"fp32": 0.01, "bf16": 0.1}  # largest step-loss difference from eager over the run's steps
 
 
-def runs(small_config, **options):
-    """An eager run and a graphed one from the same seed on the GPU, losses logged every step."""
+def runs(small_config, parts=dict, **options):
+    """An eager run and a graphed one from the same seed on the GPU, losses logged every step; `parts()` gives each
+    run its G, D or loss objects (none: the settings name them)."""
     common = {"device": "cuda", "log_every": 1, "epochs": 4, **options}
-    eager = train(small_config(run="eager", cuda_graphs="off", **common), log=quiet)
+    eager = train(small_config(run="eager", cuda_graphs="off", **common), log=quiet, **parts())
     lines = []
-    graphed = train(small_config(run="graphed", cuda_graphs="on", **common), log=lines.append)
+    graphed = train(small_config(run="graphed", cuda_graphs="on", **common), log=lines.append, **parts())
     return eager, graphed, lines
 
 
@@ -108,5 +110,26 @@ def test_a_capture_that_fails_leaves_the_generators_usable_and_the_run_trains_ea
     assert fallen_back.runner.graphed.off and fallen_back.runner.graphed.replayed == 0
     torch.randn(4, device="cuda")  # the default CUDA generator draws again
     torch.randn(4, device="cuda", generator=fallen_back.progress.noise_rng)
+    gap = np.abs(step_losses(eager) - step_losses(fallen_back)).max()
+    assert gap <= LOSS_TOLERANCE["fp32"], f"losses differ from eager by {gap:.3g}"
+
+
+def test_a_g_d_and_loss_of_your_own_graphed_like_eager(small_config):
+    """Objects defined outside the package (tests/training/custom_parts.py; D and the loss report statistics of
+    their own), with EMA, DiffAugment and two kinds of step."""
+    options = dict(n_critic=2, ema=0.9, diffaugment="translation,cutout,color", flip=True, precision="fp32")
+    eager, graphed, lines = runs(small_config, parts=custom_parts.parts, **options)
+    assert_replayed_like_eager(eager, graphed, lines)
+    assert all("logit_gap" in row and "d_activation" in row for row in graphed.history if row["kind"] == "step")
+
+
+def test_a_network_of_your_own_that_cannot_be_captured_falls_back_in_one_line(small_config):
+    def parts():
+        return {**custom_parts.parts(), "generator": custom_parts.SyncingGenerator()}
+
+    eager, fallen_back, lines = runs(small_config, parts=parts, precision="fp32")
+    off = [line for line in lines if line.startswith("CUDA graphs off")]
+    assert len(off) == 1 and "capturing the step failed (" in off[0]
+    assert fallen_back.runner.graphed.off and fallen_back.runner.graphed.replayed == 0
     gap = np.abs(step_losses(eager) - step_losses(fallen_back)).max()
     assert gap <= LOSS_TOLERANCE["fp32"], f"losses differ from eager by {gap:.3g}"

@@ -50,6 +50,17 @@ def test_objects_train_with_grids_checkpoints_history_and_their_own_statistics(s
     assert any(line.startswith("epoch 2/2:") and "logit_gap" in line and "d_activation" in line for line in lines)
 
 
+def test_a_run_of_objects_is_measured_every_epoch_and_keeps_its_best(small_config, monkeypatch):
+    from dcgan.metrics import features
+    from tests.metrics.test_metrics import TinyFeatures
+
+    monkeypatch.setattr(features, "feature_model", lambda *args, **kwargs: (TinyFeatures(), "tiny features"))
+    state = train(small_config(epochs=2, eval_every=1, eval_n=64, ema=0.9), log=quiet, **custom_parts.parts())
+    measured = [row for row in state.history if row["kind"] == "epoch"]
+    assert len(measured) == 2 and all(row["fid"] >= 0 and "kid_mean" in row for row in measured)
+    assert state.paths.best_checkpoint.is_file() and "logit_gap" in measured[-1]
+
+
 def test_a_run_of_objects_resumes_bit_exact_with_new_objects_of_the_same_classes(small_config):
     straight = train(small_config(run="straight", epochs=3, ema=0.9), log=quiet, **custom_parts.parts(seed=1))
     train(small_config(run="split", epochs=1, ema=0.9), log=quiet, **custom_parts.parts(seed=1))

@@ -70,13 +70,8 @@ class Parts:
         require(cfg, "loss", None)
         return LOSSES.spec(cfg.loss).configured(cfg)
 
-    def describe(self) -> str:
-        """'G tests.parts:TinyG (1,234 parameters), loss tests.parts:HalfBCE' for the run's first line."""
-        return ", ".join(f"{SHORT[name]} {entry['class']}" + (f" ({entry['parameters']:,} parameters)"
-                                                              if "parameters" in entry else "")
-                         for name, entry in described(self.named_objects()).items())
-
     def named_objects(self) -> dict[str, Any]:
+        """The objects given, by the part they are."""
         return {name: getattr(self, name) for name in self.given}
 
     def check_calls(self, cfg: TrainConfig) -> None:
@@ -124,7 +119,6 @@ class Parts:
 
 
 NO_PARTS = Parts()
-SHORT = {"generator": "G", "discriminator": "D", "loss": "loss"}
 
 
 def build_networks(cfg: TrainConfig, parts: Parts = NO_PARTS) -> tuple[nn.Module, nn.Module]:

@@ -147,8 +147,8 @@ def pattern_figure(history: list[dict], drawn: torch.Tensor, pattern: torch.Tens
     bars.bar(places - 0.2, pattern.numpy(), width=0.4, color="lightgrey", label="pattern")
     bars.bar(places + 0.2, drawn.mean(0).numpy(), width=0.4, yerr=drawn.std(0).numpy(), color="tab:blue",
              label=f"G, mean of {len(drawn)}")
-    bars.set(title="What G draws", xticks=places, ylim=(0, 1.05), xlabel="value", ylabel="")
-    bars.legend()
+    bars.set(title="What G draws", xticks=places, ylim=(0, 1.3), xlabel="position in the pattern", ylabel="value")
+    bars.legend(loc="upper center", ncol=2)
     return figure
 
 

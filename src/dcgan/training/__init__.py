@@ -17,6 +17,7 @@
     history      the named statistics: how each is shown, running means, non-finite watch, history.csv, figure
     tensorboard  optional TensorBoard logs: curves, epoch grids, config; continued across --resume
     variants     several variants trained on one budget and compared
+    toy          the course's toy GAN (G learns "1010"), for notebook 00
 
 May import: the shared top-level modules, data, models, pictures and metrics.
 """

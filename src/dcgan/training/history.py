@@ -249,12 +249,14 @@ def history_figure(history: list[dict], title: str = "", loss: Loss | str = "bce
         for name in columns([measurements(row, measured) for row in source]):
             about = statistic(name)
             if about.panel:
-                panel = panels.setdefault(about.panel, panel_for(about.panel, probabilities, fid_label, source))
+                panel = panels.setdefault(about.panel, panel_for(about.panel, probabilities, fid_label, source,
+                                                                 markers=measured == "epoch"))
                 panel.lines.append((name, about.label))
     return curves_figure(list(panels.values()), title)
 
 
-def panel_for(name: str, probabilities: bool, fid_label: str, rows: list[dict]) -> Panel:
+def panel_for(name: str, probabilities: bool, fid_label: str, rows: list[dict], markers: bool) -> Panel:
+    """The panel a group of statistics is drawn in; `markers` for values measured at a few epochs' ends."""
     if name == "losses":
         return Panel("Losses", "BCE" if probabilities else "loss", rows)
     if name == "outputs":
@@ -263,4 +265,4 @@ def panel_for(name: str, probabilities: bool, fid_label: str, rows: list[dict]) 
     if name == "FID":
         return Panel(f"FID ({fid_label.split(' (')[0]})" if fid_label else "FID", "FID, lower is better", rows,
                      markers=True)
-    return Panel(name, name, rows, markers=True)
+    return Panel(name, name, rows, markers=markers)
