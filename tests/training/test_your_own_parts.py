@@ -112,7 +112,8 @@ def test_sample_evaluate_nearest_and_export_load_into_the_object(small_config, t
     state = train(small_config(epochs=1), log=quiet, **custom_parts.parts())
     folders = dict(checkpoints_dir=str(tmp_path / "checkpoints"), samples_dir=str(tmp_path / "samples"),
                    data_dir=str(tmp_path / "data"), device="cpu")
-    with pytest.raises(UserError, match="pass generator= an instance of it"):
+    with pytest.raises(UserError, match="it loads from Python only, into an instance of that class given as "
+                                        "generator="):
         dcgan.sample(RunReference(run="test", **folders))
     mine = TinyGenerator()
     path = dcgan.sample(RunReference(run="test", generator=mine, **folders), n=8)
@@ -275,3 +276,15 @@ def test_a_config_naming_an_object_validates_and_a_plain_word_does_not(small_con
     assert small_config(generator="my_module:MyGenerator").validate().generator == "my_module:MyGenerator"
     with pytest.raises(UserError, match="--generator 'my module' is not a name"):
         dataclasses.replace(small_config(), generator="my module").validate()
+
+
+def test_the_command_line_tells_in_one_line_that_a_run_of_objects_loads_from_python(small_config, tmp_path):
+    train(small_config(epochs=1), log=quiet, **custom_parts.parts())
+    folders = ["--checkpoints-dir", tmp_path / "checkpoints", "--samples-dir", tmp_path / "samples"]
+    resumed = run_cli("train", "--run", "test", "--resume", "--epochs", "2", *folders, "--data-dir", tmp_path / "data")
+    sampled = run_cli("sample", "--run", "test", *folders)
+    assert resumed.returncode == sampled.returncode == 2
+    assert resumed.stderr.count("\n") == sampled.stderr.count("\n") == 1
+    assert f"was trained with its generator passed as an object ({G_CLASS}): pass generator= an instance of it " \
+           "again to resume (from Python: train(cfg, generator=...))" in resumed.stderr
+    assert "it loads from Python only, into an instance of that class given as generator=" in sampled.stderr

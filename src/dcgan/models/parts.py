@@ -162,8 +162,9 @@ def require(cfg: TrainConfig, name: str, given: Any) -> None:
     """A UserError when the settings name an object for this part (a run trained with one) and none is given."""
     value = cfg.part_names()[name]
     if given is None and is_object_name(value):
-        raise UserError(f"run '{cfg.run}' was trained with its {name} passed as an object ({value}): pass {name}= an "
-                        "instance of it (e.g. RunReference(run=..., generator=G) or train(cfg, generator=G))")
+        raise UserError(f"run '{cfg.run}' was trained with its {name} passed as an object ({value}): it loads from "
+                        f"Python only, into an instance of that class given as {name}= (RunReference(run=..., "
+                        f"{name}=...); to resume, train(cfg, {name}=...))")
 
 
 def parameter_count(network: nn.Module) -> int:
