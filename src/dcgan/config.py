@@ -199,11 +199,12 @@ class TrainConfig:
         generator, discriminator = self.architectures()
         return {"generator": generator, "discriminator": discriminator, "loss": self.loss}
 
-    def check_parts(self, given: Collection[str] = ()) -> None:
-        """When the parts are used: the loss, G and D that are not `given` as objects name registered specs (a name
-        registered at run time counts), and image_size is one that the named G's and D's specs support."""
+    def check_parts(self) -> None:
+        """When the parts are used: the loss, G and D that do not name an object's class (models/parts.py: Parts.named
+        puts the objects given there) name registered specs (a name registered at run time counts), and image_size
+        is one that the named G's and D's specs support."""
         for name, value in self.part_names().items():
-            if name in given or is_object_name(value):  # (an object a resumed run had: checked when given again)
+            if is_object_name(value):  # (checked against the object given, when one is)
                 continue
             if name in NAMED and not getattr(self, name) and value not in families():
                 raise SettingError("arch", f"unknown --arch '{value:.60}': use {', '.join(families())}")
@@ -249,8 +250,7 @@ class TrainConfig:
 
     def resolved(self, loss: Any) -> TrainConfig:
         """A copy with every "follow the loss" default made concrete from the run's loss (a models.losses.Loss: its
-        n_critic and betas; what config.json records);
-        a SettingError for a setting this loss does not read."""
+        n_critic and betas; what config.json records); a SettingError for a setting this loss does not read."""
         self.check_loss_settings(loss)
         return dataclasses.replace(
             self, n_critic=self.n_critic or loss.n_critic, lr_g=self.lr_g or self.lr, lr_d=self.lr_d or self.lr,
@@ -341,8 +341,8 @@ def check_part_name(name: str, value: str) -> None:
     if REGISTERED_NAME.fullmatch(value) or (name in PARTS and is_object_name(value) and len(value) <= 300):
         return
     shown = value if len(value) <= 60 else value[:57] + "..."
-    raise SettingError(name, f"--{flag(name)} '{shown}' is not a name: use one of "
-                       f"{(PARTS.get(name) or GENERATORS).listed() if name != 'arch' else ', '.join(families())}")
+    names = ", ".join(families()) if name == "arch" else PARTS[name].listed()
+    raise SettingError(name, f"--{flag(name)} '{shown}' is not a name: use one of {names}")
 
 
 SETTINGS = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ..config import PARTS, TrainConfig
 from ..errors import UserError, first_line
@@ -139,10 +141,10 @@ def build_networks(cfg: TrainConfig, parts: Parts = NO_PARTS) -> tuple[nn.Module
         g_spec.initialise(generator)
     if parts.discriminator is None:
         d_spec.initialise(discriminator)
-    if cfg.conditional:
-        generator = generator if parts.generator else ConditionalGenerator(generator, cfg.classes, cfg.nz)
-        discriminator = discriminator if parts.discriminator else \
-            ConditionalDiscriminator(discriminator, cfg.classes, cfg.image_size)
+    if cfg.conditional and parts.generator is None:
+        generator = ConditionalGenerator(generator, cfg.classes, cfg.nz)
+    if cfg.conditional and parts.discriminator is None:
+        discriminator = ConditionalDiscriminator(discriminator, cfg.classes, cfg.image_size)
     if cfg.spectral_norm:
         with_spectral_norm(discriminator)
     return generator, discriminator
@@ -225,9 +227,6 @@ def state_difference(mine: dict[str, torch.Tensor], saved: dict[str, torch.Tenso
 def with_spectral_norm(network: nn.Module) -> nn.Module:
     """Every convolution and linear layer of `network` divided by its largest singular value (in place; a layer
     that has it already is left as it is)."""
-    from torch.nn.utils import parametrize
-    from torch.nn.utils.parametrizations import spectral_norm
-
     for module in list(network.modules()):
         if isinstance(module, (nn.Conv2d, nn.Linear)) and not parametrize.is_parametrized(module, "weight"):
             spectral_norm(module)

@@ -133,10 +133,10 @@ def pattern_figure(history: list[dict], drawn: torch.Tensor, pattern: torch.Tens
     figure = Figure(figsize=(13, 3.6), layout="constrained")
     losses, outputs, bars = figure.subplots(1, 3)
     steps = [row["step"] for row in history]
-    for axes, names, ylabel in ((losses, ("loss_D", "loss_G"), "mean squared error"),
-                                (outputs, ("D_x", "D_G_z"), "D's output")):
-        for name in names:
-            axes.plot(steps, [row[name] for row in history], label=name.replace("_x", "(x)").replace("_G_z", "(G(z))"))
+    for axes, lines, ylabel in ((losses, (("loss_D", "loss_D"), ("loss_G", "loss_G")), "mean squared error"),
+                                (outputs, (("D_x", "D(x)"), ("D_G_z", "D(G(z))")), "D's output")):
+        for name, label in lines:
+            axes.plot(steps, [row[name] for row in history], label=label)
         axes.set(xlabel="step", ylabel=ylabel)
         axes.legend()
         axes.grid(alpha=0.3)

@@ -9,6 +9,8 @@ Images are in [-1, 1], (B, C, S, S); randomness comes from the `generator` passe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
@@ -58,7 +60,8 @@ def cutout(images: torch.Tensor, generator: torch.Generator | None = None) -> to
 POLICIES = {"translation": translation, "cutout": cutout, "color": color}
 
 
-def diff_augment(images: torch.Tensor, policies: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+def diff_augment(images: torch.Tensor, policies: Sequence[str],
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply each named policy in turn (none: the images unchanged)."""
     for name in policies:
         images = POLICIES[name](images, generator)

@@ -109,11 +109,11 @@ class RunningMeans:
         if names == self.names:
             self.sums += values
         else:  # a name appears, or this step reports fewer (one kernel either way)
-            index = self.place(names)
+            index = self.place(names)  # (first: it may replace self.sums with a longer tensor)
             self.sums.index_add_(0, index, values)
-            for index, name in enumerate(self.names):
+            for position, name in enumerate(self.names):
                 if name not in names:
-                    self.missed[index] += 1
+                    self.missed[position] += 1
         self.count += 1
 
     def place(self, names: tuple[str, ...]) -> torch.Tensor:

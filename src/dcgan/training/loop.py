@@ -63,7 +63,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     instead of the ones cfg names; to resume such a run, pass the same kinds of objects again."""
     parts = Parts(generator, discriminator, loss)
     cfg.validate()
-    parts.named(cfg).check_parts(parts.given)  # the registered names and the image size, before any file
+    parts.named(cfg).check_parts()  # the registered names and the image size, before any file
     check_places(cfg, fields_with("place", "folder"))
     check_run_places(cfg)
     require_tensorboard(cfg)
@@ -246,8 +246,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> dict:
     save_progress(state, targets, averaged=True)
 
     def tidy() -> None:
-        if cfg.keep_last:
-            prune_checkpoints(paths, cfg.keep_last)
+        prune_checkpoints(paths, cfg.keep_last)
         for note in save_progress_gif(paths.epoch_grids(), paths.progress_gif):
             log(note)
         fid_label = setup.evaluator.label if setup.evaluator else ""

@@ -28,7 +28,7 @@ def resume_request(cfg: TrainConfig, paths: RunPaths, parts: Parts, world: World
     parts.check_resumable(saved, payload, path)
     cfg = parts.named(cfg.over_saved(saved, flags)).validate()
     check_architecture(saved, cfg, path)
-    cfg.check_parts(parts.given)
+    cfg.check_parts()
     cfg = dataclasses.replace(cfg.resolved(parts.loss_of(cfg)), run=paths.name, channels=saved.channels)
     world.local_batch(cfg.batch_size)
     if int(payload["epoch"]) >= cfg.epochs:

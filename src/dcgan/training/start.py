@@ -127,8 +127,9 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
     state = TrainState(setup, nets, progress, NonFiniteWatch(device, progress.step), step_runner(setup, log),
                        saved=(resume_from[1], progress.step) if resume_from is not None else None)
     log(describe(state))
-    if mismatched_norm(loss, parts):
-        log(mismatched_norm(loss, parts))
+    note = mismatched_norm(loss, parts)
+    if note:
+        log(note)
     if resume_from is not None:
         log(f"resuming from {resume_from[1]} at epoch {progress.epoch}, step {progress.step}"
             + (f" ({progress.epoch_step} steps into epoch {progress.epoch + 1})" if progress.epoch_step else ""))
@@ -146,7 +147,7 @@ def checked_request(cfg: TrainConfig, parts: Parts, world: World, flags: Collect
         cfg, payload, path = resume_request(cfg, paths, parts, world, flags)
         return cfg, paths, (payload, path)
     cfg = parts.named(cfg)
-    cfg.check_parts(parts.given)
+    cfg.check_parts()
     cfg = dataclasses.replace(cfg.resolved(parts.loss_of(cfg)), run=paths.name)
     world.local_batch(cfg.batch_size)  # refuses a batch the processes cannot share
     if not cfg.overwrite and (paths.last_checkpoint.exists() or paths.epoch_checkpoints()):

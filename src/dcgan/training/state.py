@@ -2,10 +2,10 @@
 it runs on (World: one, or torchrun's), and what a checkpoint holds of it.
 
 `checkpoint_payload(state)` is the checkpoint of the run as it stands, `save_checkpoint` writes it (resume.py puts
-one back; models/checkpoint.py reads and checks one). Besides weights
-and optimizers a checkpoint keeps the step reached (also in the middle of an epoch), the running means of the
-unfinished epoch, and every random stream (data order and flips, each rank's noise, torch's global generators), so
-that a run resumed on the CPU ends with the same weights as one that was never interrupted.
+one back; models/checkpoint.py reads and checks one). Besides weights and optimizers a checkpoint keeps the step
+reached (also in the middle of an epoch), the running means of the unfinished epoch, and every random stream (data
+order and flips, each rank's noise, torch's global generators), so that a run resumed on the CPU ends with the same
+weights as one that was never interrupted.
 """
 
 from __future__ import annotations

@@ -98,4 +98,4 @@ def draw_noise(state: TrainState, batch: int, conditional: bool) -> tuple[torch.
 def augmented(state: TrainState, images: torch.Tensor) -> torch.Tensor:
     """The images as D sees them: changed by DiffAugment's policies (--diffaugment), or as they are."""
     policies = state.setup.policies
-    return diff_augment(images, list(policies), state.progress.noise_rng) if policies else images
+    return diff_augment(images, policies, state.progress.noise_rng) if policies else images
