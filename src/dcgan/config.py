@@ -84,6 +84,8 @@ class TrainConfig:
     n_critic: int = setting(0, "D steps per G step; 0 = the loss's (5 with wgan-gp, else 1)", limits=(0, 100))
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights, used for samples and "
                          "evaluation (e.g. 0.999); 0 = off", limits=(0, 1))
+    ema_rampup: float = setting(0.02, "the moving average's warm-up: its half-life (in images) is at most this "
+                                "share of the images G has trained on; 0 = no warm-up", limits=(0, 1))
     diffaugment: str = setting("", "differentiable augmentation of real and generated images before D, comma-"
                                "separated: translation, cutout, color (for small datasets); empty = none")
     # optimisation

@@ -27,7 +27,7 @@ def g_loss(name, fake_out):
 
 
 def reference_step(G, D, opt_g, opt_d, real, nz, rng, loss, real_label=1.0, fake_label=0.0, weight=10.0,
-                   g_step=True, ema=None, decay=0.0, g_updates=0):
+                   g_step=True, ema=None, decay=0.0, g_updates=0, rampup=0.0):
     """One step; returns the number of G updates so far."""
     batch = real.shape[0]
     noise = torch.randn(batch, nz, generator=rng)
@@ -60,11 +60,10 @@ def reference_step(G, D, opt_g, opt_d, real, nz, rng, loss, real_label=1.0, fake
     opt_g.step()
     D.requires_grad_(True)
     g_updates += 1
-    if ema is not None:  # the moving average of G, warmed up
-        share = 1.0 - min(decay, (1 + g_updates) / (10 + g_updates))
+    if ema is not None:  # the moving average of G's weights, its half-life at most `rampup` x the images so far
+        share = 1.0 - min(decay, 0.5 ** (1.0 / (rampup * g_updates)) if rampup else decay)
         with torch.no_grad():
             for average, weight_ in zip(ema.parameters(), G.parameters()):
                 average.lerp_(weight_, torch.tensor(share, dtype=torch.float32))
-            for saved, buffer in zip(ema.buffers(), G.buffers()):
-                saved.copy_(buffer)
+            # BatchNorm's running statistics stay the average's own (computed when it draws)
     return g_updates

@@ -10,32 +10,40 @@ from dcgan.training.augment import POLICIES, cutout, diff_augment, translation
 from dcgan.training.ema import ema_copy, ema_decay, move_ema
 
 
-def test_ema_weights_move_as_the_formula_says():
+def test_ema_weights_move_as_the_formula_says_and_batchnorm_statistics_stay_its_own():
     torch.manual_seed(0)
-    generator = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    generator = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Module())
+    generator[2].register_buffer("scale", torch.zeros(2))  # a buffer of another kind: followed
     average = ema_copy(generator)
     before = [p.detach().clone() for p in average.parameters()]
     with torch.no_grad():
         for p in generator.parameters():
             p.add_(1.0)
         generator[1].running_mean.fill_(0.7)
-    move_ema(average, generator, (1.0 - ema_decay(0.999, 20000)).float())  # as step.update_g shares it
-    assert ema_decay(0.999, 20000).item() == 0.999
+        generator[2].scale.fill_(2.0)
+    move_ema(average, generator, (1.0 - ema_decay(0.999, 0.0, 20000)).float())  # as step.update_g shares it
+    assert ema_decay(0.999, 0.0, 20000).item() == 0.999
     for old, new, weight in zip(before, average.parameters(), generator.parameters()):
         assert torch.allclose(new, 0.999 * old + 0.001 * weight)
-    assert torch.equal(average[1].running_mean, generator[1].running_mean)  # buffers copied
+    assert torch.equal(average[1].running_mean, torch.zeros(4))  # G's statistics are not the average's
+    assert torch.equal(average[2].scale, generator[2].scale)
     assert not any(p.requires_grad for p in average.parameters())
 
 
-def test_ema_warms_up_so_the_random_start_is_forgotten():
-    assert ema_decay(0.999, 1).item() == 2 / 11 and ema_decay(0.999, 100).item() == 101 / 110  # as Python divides
+def test_ema_warms_up_with_a_half_life_of_a_share_of_the_images_seen():
+    # half-life rampup x t steps: d ** (rampup * t) == 1/2, until d reaches the decay
+    for t in (1, 10, 100, 1000):
+        d = ema_decay(0.999, 0.02, t).item()
+        assert d == min(0.999, 0.5 ** (1.0 / (0.02 * t)))  # as Python computes it
+        assert d == 0.999 or abs(d ** (0.02 * t) - 0.5) < 1e-9
+    assert ema_decay(0.999, 0.02, 10**6).item() == 0.999
     generator = nn.Linear(2, 2)
     average = ema_copy(generator)
-    old = average.weight.detach().clone()
     with torch.no_grad():
         generator.weight.add_(1.0)
-    move_ema(average, generator, (1.0 - ema_decay(0.999, 1)).float())  # a 0-d tensor, as in training
-    assert torch.allclose(average.weight, 2 / 11 * old + 9 / 11 * generator.weight)
+    share = (1.0 - ema_decay(0.999, 0.02, 1)).float()  # a 0-d tensor, as in training: 1 - 2^-50
+    move_ema(average, generator, share)
+    assert torch.allclose(average.weight, generator.weight)  # the random start is forgotten at once
 
 
 def test_translation_shifts_whole_images_and_fills_with_zeros():

@@ -11,7 +11,7 @@ from tests.helpers import quiet
 
 @pytest.mark.parametrize("settings", [
     dict(loss="bce", real_label=0.9), dict(loss="hinge"), dict(loss="wgan-gp", n_critic=2),
-    dict(loss="r1", r1_gamma=5.0), dict(loss="bce", ema=0.9),
+    dict(loss="r1", r1_gamma=5.0), dict(loss="bce", ema=0.9, ema_rampup=0.5), dict(loss="bce", ema=0.7, ema_rampup=0.0),
 ], ids=lambda settings: "-".join(f"{k}={v}" for k, v in settings.items()))
 def test_the_step_is_bit_identical_to_an_independent_pytorch_examples_step(small_config, settings):
     """From the same weights, batches and random stream, five steps of the package's step and of
@@ -39,7 +39,7 @@ def test_the_step_is_bit_identical_to_an_independent_pytorch_examples_step(small
         state.progress.step += 1
         g_updates = reference_step(G, D, opt_g, opt_d, real, setup.cfg.nz, rng, setup.cfg.loss,
                                    setup.cfg.real_label, setup.cfg.fake_label, setup.loss.weight, g_step, ema,
-                                   setup.cfg.ema, g_updates)
+                                   setup.cfg.ema, g_updates, setup.cfg.ema_rampup)
         for mine, theirs in ((nets.generator, G), (nets.discriminator, D), (nets.ema_generator, ema)):
             if mine is not None:
                 for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):

@@ -7,6 +7,7 @@
     architectures  one spec per design of G and of D: sizes, settings read, help, how it is built
     losses       the GAN losses, one spec each: D's and G's loss, what D outputs, the optimiser defaults, penalty
     statistics   report(name, value): statistics reported by name from the step, a loss or a network
+    standing     BatchNorm statistics of a G's own weights (the moving average's), recomputed from fixed noise
     parts        G, D and the loss of a run: built from their specs, or objects given; checked before use
     flops        multiply-adds and parameter counts
     checkpoint   writing and reading checkpoint files (weights_only), and the networks rebuilt from one

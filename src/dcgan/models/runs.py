@@ -29,6 +29,7 @@ from ..paths import RunPaths, eval_result_path, latest_run, root_or_default, run
 from ..registry import WEIGHTS
 from .checkpoint import load_checked, restore_generator
 from .export import MAX_CONFIG_BYTES, load_export
+from .standing import EMA_STATISTICS, settle_statistics
 
 MISSING = "no run named: this needs --run NAME or --checkpoint PATH (a checkpoint file or a folder written by export)"
 
@@ -144,7 +145,10 @@ def ema_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig,
                 given: nn.Module | None = None) -> tuple[nn.Module, str]:
     if saved.get("generator_ema") is None:
         raise UserError(f"checkpoint {path} has no moving average of G (the run had no --ema): use --weights raw")
-    return restore_generator(saved, path, cfg, "generator_ema", given), "ema"
+    generator = restore_generator(saved, path, cfg, "generator_ema", given)
+    if saved.get("ema_statistics") != EMA_STATISTICS:  # saved before the average had statistics of its own
+        settle_statistics(generator, cfg.nz, cfg.batch_size)
+    return generator, "ema"
 
 
 def raw_weights(saved: dict[str, Any], path: Path, cfg: TrainConfig,

@@ -26,6 +26,7 @@ from ..data.cache import ImageData
 from ..files import atomic_link, atomic_write_bytes
 from ..models.checkpoint import FORMAT_VERSION
 from ..models.losses import Loss
+from ..models.standing import EMA_STATISTICS, settle_statistics
 from ..models.statistics import Statistics
 from ..paths import RunPaths
 from ..pictures.grids import save_grid
@@ -122,11 +123,7 @@ class Networks:
     d_forward: Forward
     d_forward_for_g: Forward  # D in G's step: d_forward, or without DDP (D's weights are not trained there)
     ema_generator: nn.Module | None = None  # with --ema: the moving average of G's weights
-
-    @property
-    def sampler(self) -> nn.Module:
-        """The generator that draws the grids and is evaluated: G's moving average with --ema, else G."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+    ema_settled_step: int = -1  # the step whose average's BatchNorm statistics the average holds (-1: none yet)
 
     def modules(self) -> list[nn.Module]:
         """G, D and the average: the networks whose weights a checkpoint holds."""
@@ -167,12 +164,23 @@ class TrainState:
     step = property(lambda self: self.progress.step)
     epoch = property(lambda self: self.progress.epoch)
     history = property(lambda self: self.progress.history)
-    sampler = property(lambda self: self.nets.sampler)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws the grids, is evaluated and saved for `sample`: G's moving average with --ema,
+        holding the BatchNorm statistics of its own weights (recomputed when they moved since), else G."""
+        nets, cfg = self.nets, self.cfg
+        if nets.ema_generator is None:
+            return nets.generator
+        if nets.ema_settled_step != self.step:
+            settle_statistics(nets.ema_generator, cfg.nz, cfg.batch_size)
+            nets.ema_settled_step = self.step
+        return nets.ema_generator
 
     def save_epoch_grid(self, epoch: int) -> Path:
         setup = self.setup
         nrow = SAMPLE_COUNT if setup.fixed_labels is not None else SAMPLE_COUNT // SAMPLE_ROWS
-        images = generate(self.nets.sampler, setup.fixed_noise, labels=setup.fixed_labels)
+        images = generate(self.sampler, setup.fixed_noise, labels=setup.fixed_labels)
         self.sample_path = save_grid(images, setup.paths.sample_grid(epoch), nrow)
         return self.sample_path
 
@@ -192,7 +200,8 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         **({"given": setup.given} if setup.given else {}),  # the parts given as objects: class, parameters
         "generator": nets.generator.state_dict(),
         "discriminator": nets.discriminator.state_dict(),
-        **({"generator_ema": nets.ema_generator.state_dict()} if nets.ema_generator is not None else {}),
+        **({"generator_ema": state.sampler.state_dict(), "ema_statistics": EMA_STATISTICS}
+           if nets.ema_generator is not None else {}),
         "optimizer_g": nets.opt_g.state_dict(),
         "optimizer_d": nets.opt_d.state_dict(),
         "epoch": progress.epoch,  # epochs completed

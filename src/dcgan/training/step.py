@@ -76,7 +76,7 @@ def update_g(state: TrainState, fake: torch.Tensor, real_out: torch.Tensor,
     nets.opt_g.step()
     nets.discriminator.requires_grad_(True)
     if nets.ema_generator is not None:
-        share = (1.0 - ema_decay(setup.cfg.ema, g_updates(nets.opt_g))).float()
+        share = (1.0 - ema_decay(setup.cfg.ema, setup.cfg.ema_rampup, g_updates(nets.opt_g))).float()
         move_ema(nets.ema_generator, nets.generator, share)
     report("loss_G", loss_g)
 
