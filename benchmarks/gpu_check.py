@@ -19,7 +19,8 @@ goes to a temporary folder (--work keeps it). The checks, each reported even whe
  6. every variant graphed for real against eager (tests/training/test_cuda_graphs.py, `pytest -m cuda`), a row each:
     --n-critic 2 with EMA, DiffAugment and labels (fp32 and bf16), WGAN-GP, resnet (dropout), the self-check
     again 100 replays later, --compile inside graphs, a CPU checkpoint resumed on the GPU, a channels-last one
-    resumed with --compile, and a capture made to fail (a host sync) after which the run trains eagerly.
+    resumed with --compile, a capture made to fail (a host sync) after which the run trains eagerly, and the
+    moving average's BatchNorm statistics recomputed from its own weights on the GPU.
 The exit code is 1 when a check failed. The last lines are a Markdown table to paste into docs/benchmarks.md.
 """
 

@@ -15,32 +15,36 @@ import torchvision.datasets as dset
 import torchvision.transforms as transforms
 from torch import nn
 
+STAGES = {32: 3, 64: 4}  # image side -> convolution stages between 4x4 and the image (the script's: 64)
+
 
 class ReferenceGenerator(nn.Module):
-    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3):
+    """64x64 as in the script; 32x32 drops its first up-sampling stage (ngf * 8), as DCGANs for 32x32 images do."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64):
         super().__init__()
-        self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),  # 4x4
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),  # 8x8
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),  # 16
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),  # 32x32
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),  # nc x 64 x 64
-        )
+        widths = [ngf * 8, ngf * 4, ngf * 2, ngf][4 - STAGES[image_size]:]
+        layers = [nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
+                  nn.ReLU(True)]  # widths[0] x 4 x 4
+        for wide, narrow in zip(widths, widths[1:]):  # each stage doubles the side
+            layers += [nn.ConvTranspose2d(wide, narrow, 4, 2, 1, bias=False), nn.BatchNorm2d(narrow), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], nc, 4, 2, 1, bias=False), nn.Tanh()]  # nc x image_size^2
+        self.main = nn.Sequential(*layers)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         return self.main(noise)
 
 
 class ReferenceDiscriminator(nn.Module):
-    def __init__(self, ndf: int = 64, nc: int = 3):
+    def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64):
         super().__init__()
-        self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),  # ndf x 32 x 32
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),  # 1 x 1 x 1
-        )
+        widths = [ndf, ndf * 2, ndf * 4, ndf * 8][:STAGES[image_size]]
+        layers = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]  # ndf x side/2
+        for narrow, wide in zip(widths, widths[1:]):  # each stage halves the side
+            layers += [nn.Conv2d(narrow, wide, 4, 2, 1, bias=False), nn.BatchNorm2d(wide),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False), nn.Sigmoid()]  # 1 x 1 x 1
+        self.main = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.main(images).view(-1, 1).squeeze(1)
@@ -66,12 +70,12 @@ class ReferenceTrainer:
     """Owns the networks, optimizers and loader; `run(steps)` trains that many steps, restarting epochs."""
 
     def __init__(self, folder: str, device: torch.device, image_size: int = 64, batch_size: int = 128,
-                 nz: int = 100, workers: int = 2, seed: int = 0):
+                 nz: int = 100, workers: int = 2, seed: int = 0, loader=None, nc: int = 3):
         torch.manual_seed(seed)
         self.device, self.nz = device, nz
-        self.loader = reference_loader(folder, image_size, batch_size, workers)
-        self.netG = ReferenceGenerator(nz).to(device)
-        self.netD = ReferenceDiscriminator().to(device)
+        self.loader = loader or reference_loader(folder, image_size, batch_size, workers)
+        self.netG = ReferenceGenerator(nz, nc=nc, image_size=image_size).to(device)
+        self.netD = ReferenceDiscriminator(nc=nc, image_size=image_size).to(device)
         self.netG.apply(weights_init)
         self.netD.apply(weights_init)
         self.criterion = nn.BCELoss()

@@ -133,3 +133,19 @@ def test_a_network_of_your_own_that_cannot_be_captured_falls_back_in_one_line(sm
     assert fallen_back.runner.graphed.off and fallen_back.runner.graphed.replayed == 0
     gap = np.abs(step_losses(eager) - step_losses(fallen_back)).max()
     assert gap <= LOSS_TOLERANCE["fp32"], f"losses differ from eager by {gap:.3g}"
+
+
+def test_the_graphed_average_draws_with_statistics_of_its_own_weights(small_config):
+    """The graph moves the average's weights and leaves its BatchNorm statistics alone; every checkpoint holds the
+    statistics its weights produce, recomputed on the GPU, as in an eager run."""
+    from tests.training.test_ema_statistics import own_statistics, statistics_of
+
+    eager, graphed, lines = runs(small_config, ema=0.9, ema_rampup=0.5, precision="fp32")
+    assert_replayed_like_eager(eager, graphed, lines)
+    average = graphed.sampler
+    for (mean, var), (own_mean, own_var) in zip(statistics_of(average), own_statistics(average, graphed.cfg)):
+        torch.testing.assert_close(mean, own_mean)
+        torch.testing.assert_close(var, own_var)
+    for (mean, var), (eager_mean, eager_var) in zip(statistics_of(average), statistics_of(eager.sampler)):
+        torch.testing.assert_close(mean, eager_mean, rtol=0.05, atol=0.05)
+        torch.testing.assert_close(var, eager_var, rtol=0.05, atol=0.05)
