@@ -80,7 +80,8 @@ GRAPHED_VARIANTS = [f"graphed vs eager: {name}" for name in (
     "a channels last checkpoint resumes compiled with moments laid out like the weights",
     "a capture that fails leaves the generators usable and the run trains eagerly",
     "a g d and loss of your own graphed like eager",
-    "a network of your own that cannot be captured falls back in one line")]  # training/test_cuda_graphs.py
+    "a network of your own that cannot be captured falls back in one line",
+    "the graphed average draws with statistics of its own weights")]  # training/test_cuda_graphs.py
 
 
 @pytest.mark.slow
