@@ -29,13 +29,12 @@ import torchvision.transforms as transforms
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from recipe_study import BASE, Budget, BudgetSpent  # noqa: E402
+from recipe_study import BASE, Budget, train_within  # noqa: E402
 from reference_dcgan import ReferenceTrainer  # noqa: E402
 
-from dcgan import TrainConfig, train  # noqa: E402
+from dcgan import TrainConfig  # noqa: E402
 from dcgan.data.sources import find_idx_files  # noqa: E402
 from dcgan.metrics.features import Evaluator  # noqa: E402
-from dcgan.models.runs import RunReference  # noqa: E402
 from dcgan.presets import PRESETS  # noqa: E402
 from dcgan.registry import DATASETS  # noqa: E402
 
@@ -71,7 +70,7 @@ def fashion_mnist_for_torchvision(work: Path) -> Path:
     return work
 
 
-def train_reference(root: Path, budget: float, seed: int) -> tuple[nn.Module, int, float]:
+def train_reference(root: Path, budget: Budget, seed: int) -> tuple[nn.Module, int, float]:
     data = dset.FashionMNIST(root=str(root), download=False, transform=transforms.Compose([
         transforms.Resize(32), transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, num_workers=2)
@@ -81,22 +80,8 @@ def train_reference(root: Path, budget: float, seed: int) -> tuple[nn.Module, in
         trainer.run(len(loader))  # one epoch: its workers end with it
         epochs += 1
         used = cpu_seconds() - started
-        if used + used / epochs > budget * 1.05:
+        if not budget.another_epoch_fits(used, epochs):
             return NoiseToImage(trainer.netG, trainer.nz), epochs, used
-
-
-def train_recipe(settings: dict, budget: float, seed: int, checkpoints: str, work: Path) -> tuple[nn.Module, int,
-                                                                                                   float, str]:
-    cfg = TrainConfig(**{**BASE, **settings}, epochs=200, seed=seed, run="against-reference",
-                      checkpoints_dir=checkpoints, samples_dir=str(work / "samples"), progress=False, overwrite=True,
-                      device="cpu")
-    meter = Budget(budget)
-    try:
-        train(cfg, [meter], log=lambda line: None)
-    except BudgetSpent:
-        pass
-    loaded = RunReference(run=cfg.run, checkpoints_dir=checkpoints).load()
-    return loaded.generator, meter.epochs, meter.used, loaded.weights
 
 
 def main() -> None:
@@ -117,11 +102,13 @@ def main() -> None:
     checkpoints = args.checkpoints_dir or "checkpoints"
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        reference, ref_epochs, ref_cpu = train_reference(fashion_mnist_for_torchvision(work), args.budget, args.seed)
+        reference, ref_epochs, ref_cpu = train_reference(fashion_mnist_for_torchvision(work), Budget(args.budget),
+                                                         args.seed)
         print(f"reference (pytorch/examples recipe): {ref_epochs} epochs in {ref_cpu:.0f} CPU-s", flush=True)
-        ours, our_epochs, our_cpu, weights = train_recipe(settings, args.budget, args.seed, checkpoints, work)
-        print(f"--preset {args.preset} ({settings}): {our_epochs} epochs in {our_cpu:.0f} CPU-s, {weights} weights",
-              flush=True)
+        loaded, meter = train_within(settings, args.budget, args.seed, "against-reference", checkpoints, work)
+        ours = loaded.generator
+        print(f"--preset {args.preset} ({settings}): {meter.epochs} epochs in {meter.used:.0f} CPU-s, "
+              f"{loaded.weights} weights", flush=True)
         evaluator = Evaluator(TrainConfig(**BASE), args.eval_n, "classifier", torch.device("cpu"), Path(checkpoints),
                               progress=False, log=lambda line: None)
         reference_fid, our_fid = evaluator.measure(reference)["fid"], evaluator.measure(ours)["fid"]

@@ -27,7 +27,7 @@ import torch
 
 from dcgan import TrainConfig, train
 from dcgan.metrics.features import Evaluator
-from dcgan.models.runs import RunReference
+from dcgan.models.runs import LoadedRun, RunReference
 
 SETUP_EPOCHS = 5  # the set-up command: python -m dcgan train --data fashion-mnist --image-size 32 --epochs 5
 BASE = dict(data="fashion-mnist", image_size=32)
@@ -62,29 +62,39 @@ class Budget:
     def __init__(self, seconds: float):
         self.seconds, self.used, self.epochs = seconds, 0.0, 0
 
+    def another_epoch_fits(self, used: float, epochs: int) -> bool:
+        """Whether one more epoch of the mean cost so far keeps the total within 5 % of the budget."""
+        return used + used / epochs <= self.seconds * 1.05
+
     def on_train_start(self, state) -> None:
         self.started = time.process_time()
 
     def on_epoch_end(self, state) -> None:
         self.used, self.epochs = time.process_time() - self.started, state.epoch
-        if self.used + self.used / self.epochs > self.seconds * 1.05:
+        if not self.another_epoch_fits(self.used, self.epochs):
             raise BudgetSpent()
 
 
-def run_candidate(name: str, seed: int, budget: float, work: Path, evaluator_for, args) -> dict:
-    settings = {**BASE, **CANDIDATES[name]}
-    cfg = TrainConfig(**settings, epochs=args.max_epochs, seed=seed, run=f"study-{name}-{seed}",
-                      samples_dir=str(work / "samples"), checkpoints_dir=args.checkpoints_dir, progress=False,
-                      overwrite=True, device="cpu")
+def train_within(settings: dict, budget: float, seed: int, run: str, checkpoints: str, work: Path,
+                 max_epochs: int = 200) -> tuple[LoadedRun, Budget]:
+    """Train BASE + `settings` for as many whole epochs as fit in `budget` CPU-seconds; the run's last checkpoint
+    loaded (its moving average where it keeps one) and the budget's count."""
+    cfg = TrainConfig(**{**BASE, **settings}, epochs=max_epochs, seed=seed, run=run, samples_dir=str(work / "samples"),
+                      checkpoints_dir=checkpoints, progress=False, overwrite=True, device="cpu")
     meter = Budget(budget)
-    started = time.perf_counter()
     try:
         train(cfg, [meter], log=lambda line: None)
     except BudgetSpent:
         pass
+    return RunReference(run=run, checkpoints_dir=checkpoints).load(), meter
+
+
+def run_candidate(name: str, seed: int, budget: float, work: Path, evaluator_for, args) -> dict:
+    started = time.perf_counter()
+    loaded, meter = train_within(CANDIDATES[name], budget, seed, f"study-{name}-{seed}", args.checkpoints_dir, work,
+                                 args.max_epochs)
     wall = time.perf_counter() - started
-    loaded = RunReference(run=cfg.run, checkpoints_dir=args.checkpoints_dir).load()
-    measured = evaluator_for(cfg).measure(loaded.generator)
+    measured = evaluator_for(loaded.cfg).measure(loaded.generator)
     return {"candidate": name, "seed": seed, "settings": CANDIDATES[name], "epochs": meter.epochs,
             "cpu_s": round(meter.used, 1), "wall_s": round(wall, 1), "budget_s": budget,
             "weights": loaded.weights, "fid": round(measured["fid"], 2), "eval_n": args.eval_n}
