@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..errors import UserError, first_line
 from ..files import atomic_write_bytes, atomic_write_text, process_alive, read_json
 from ..paths import root_or_default
+from ..progress import progress_bar
 from .decode import printable, write_decoded
 from .sources import resolve_source
 from .transforms import to_signed
@@ -164,7 +164,7 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     arrays = source.arrays(size, channels)
     try:
         with open(partial_file, "wb") as out:
-            stream = tqdm(arrays, total=total, disable=not progress,
+            stream = progress_bar(arrays, total=total, disable=not progress,
                           desc=f"decoding {source.description} to {size}x{size}", unit="img")
             checksummed = CrcWriter(out)  # the checksum is taken on the way out: no second pass over the file
             written, skipped = write_decoded(stream, checksummed)

@@ -15,11 +15,11 @@ from functools import partial
 from pathlib import Path
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..checks import check_number
 from ..errors import UserError
 from ..files import atomic_write_bytes, png_bytes
+from ..progress import progress_bar
 from .decode import default_workers, parallel_map, printable, read_image
 from .faces import PACKAGES, Box, face_detector
 from .sources import list_image_files
@@ -109,7 +109,7 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         raise UserError(f"no pictures found under {printable(source)}")
     summary = PrepareSummary()
     job = partial(crops_of, crop_faces=crop_faces, size=size, margin=margin, min_face=min_face)
-    for path, (crops, found, too_small, reason) in zip(files, tqdm(
+    for path, (crops, found, too_small, reason) in zip(files, progress_bar(
             parallel_map(job, [str(path) for path in files], workers or default_workers(), 16),
             total=len(files), desc="prepare", unit="picture", disable=not progress)):
         if reason:

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.cache import load_image_data
 from ..data.datasets import classifier_names, has_classifier
@@ -21,6 +20,7 @@ from ..data.sources import named
 from ..data.transforms import to_signed
 from ..errors import UserError, first_line
 from ..files import atomic_write_bytes
+from ..progress import progress_bar
 
 SIZE = 32  # every image is brought to 32x32 grayscale before the classifier sees it
 FORMAT_VERSION = 1
@@ -88,7 +88,7 @@ def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train_set), generator=order_rng).split(128)
-        for indices in tqdm(order, desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress):
+        for indices in progress_bar(order, desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress):
             batch = to_signed(torch.from_numpy(train_set.images[indices.numpy()])).to(device)
             loss = F.cross_entropy(model(batch), labels[indices].to(device))
             optimizer.zero_grad(set_to_none=True)

@@ -11,8 +11,10 @@ statistics, rows and figure). From train() to an optimizer's step is five calls:
 train_epoch, step.train_step, step.update_d (or update_g).
 
 Faults: SIGINT / SIGTERM save last.pt at the end of the current step and stop (TrainingStopped, exit code 130 /
-143); --resume continues from that step. Non-finite losses stop the run within log_every steps, naming the step,
-and no checkpoint is written from non-finite weights. Under torchrun the ranks agree on both every log_every steps.
+143); --resume continues from that step. In a notebook, the interrupt button (SIGINT) instead ends train() with
+one line and returns the state as saved, so that the cells below show the run so far. Non-finite losses stop the
+run within log_every steps, naming the step, and no checkpoint is written from non-finite weights. Under torchrun
+the ranks agree on both every log_every steps.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checks import check_places
 from ..config import TrainConfig, fields_with
@@ -35,6 +36,8 @@ from ..models.losses import Loss
 from ..models.parts import Parts
 from ..pictures.animation import save_progress_gif
 from ..pictures.plots import save_figure
+from ..progress import progress_bar
+from ..words import in_notebook, in_parameter_words
 from .distributed import joined_world
 from .history import NONE_YET, all_finite, history_csv, history_figure, history_row, measurements, shown
 from .signals import StopSignals, signals_raise
@@ -78,7 +81,13 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
                 raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
                                       "trained", exit_code=signals.exit_code)
             with tensorboard_callbacks(state) as board:
-                train_epochs(state, signals, callbacks + board, log)
+                try:
+                    train_epochs(state, signals, callbacks + board, log)
+                except TrainingStopped as stop:
+                    if not (stop.interrupted and in_notebook()):
+                        raise
+                    log(in_parameter_words(str(stop)))  # the interrupt button: the state as saved, for the next cells
+                    return state
     skipped = state.setup.data.skipped
     told = f"; {sum(skipped.values()):,} input files were skipped (see the first line)" if skipped else ""
     log(f"done: samples in {state.paths.samples}, checkpoints in {state.paths.checkpoints}{told}")
@@ -130,31 +139,30 @@ def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: 
     order = world.shard(order[done:], cfg.batch_size)
     coins = world.shard(None if coins is None else coins[done:], cfg.batch_size)
     local_batch = world.local_batch(cfg.batch_size)
-    bar = tqdm(setup.batches.epoch(order, coins, local_batch), total=setup.steps_per_epoch,
-               initial=progress.epoch_step, desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
-               disable=not cfg.progress or not world.main)
     labels = iter(setup.labels[order.to(setup.device)].split(local_batch)) if setup.labels is not None else None
-    for real in bar:
-        values = state.runner(state, real, None if labels is None else next(labels))
-        stacked = torch.stack(list(values.values()))  # (one kernel: the step's statistics side by side)
-        progress.epoch_means.add(tuple(values), stacked)
-        progress.window_means.add(tuple(values), stacked)
-        state.watch.observe(stacked)
-        progress.step += 1
-        progress.epoch_step += 1
-        emit(callbacks, "on_step_end", state)
-        if progress.step % cfg.log_every == 0:
-            state.last_row = log_window(state, epoch)
-            bar.set_postfix(shown(measurements(state.last_row, "step")))
-            emit(callbacks, "on_log", state)
-            stop_if_diverged_or_signalled(state, signals)
-        elif signals.received and not world.distributed:  # one process: stop at once
-            stop_if_diverged_or_signalled(state, signals)
-        if cfg.checkpoint_every_steps and progress.step % cfg.checkpoint_every_steps == 0 \
-                and progress.epoch_step < setup.steps_per_epoch:  # (the epoch's end saves anyway)
-            stop_if_diverged_or_signalled(state, signals)
-            save_progress(state)
-    bar.close()
+    batches = setup.batches.epoch(order, coins, local_batch)
+    with progress_bar(batches, total=setup.steps_per_epoch, initial=progress.epoch_step, unit="step",
+                      desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress or not world.main) as bar:
+        for real in bar:  # (the bar closes on a stop too: a notebook keeps where it stopped)
+            values = state.runner(state, real, None if labels is None else next(labels))
+            stacked = torch.stack(list(values.values()))  # (one kernel: the step's statistics side by side)
+            progress.epoch_means.add(tuple(values), stacked)
+            progress.window_means.add(tuple(values), stacked)
+            state.watch.observe(stacked)
+            progress.step += 1
+            progress.epoch_step += 1
+            emit(callbacks, "on_step_end", state)
+            if progress.step % cfg.log_every == 0:
+                state.last_row = log_window(state, epoch)
+                bar.set_postfix(shown(measurements(state.last_row, "step")))
+                emit(callbacks, "on_log", state)
+                stop_if_diverged_or_signalled(state, signals)
+            elif signals.received and not world.distributed:  # one process: stop at once
+                stop_if_diverged_or_signalled(state, signals)
+            if cfg.checkpoint_every_steps and progress.step % cfg.checkpoint_every_steps == 0 \
+                    and progress.epoch_step < setup.steps_per_epoch:  # (the epoch's end saves anyway)
+                stop_if_diverged_or_signalled(state, signals)
+                save_progress(state)
     stop_if_diverged_or_signalled(state, signals)  # the epoch's files are never written from a diverged step
 
 
