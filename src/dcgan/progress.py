@@ -24,8 +24,8 @@ class SavedBar(widget_bar):
 
     def close(self) -> None:
         super().close()
-        if self.handle is not None:
-            last_frame = self.format_meter(**self.format_dict)
+        if self.handle is not None:  # (a bar that does not stay, leave=False, ends as nothing)
+            last_frame = self.format_meter(**self.format_dict) if self.leave else ""
             self.handle.update({"text/plain": last_frame}, raw=True)
             self.handle = None
             self.container.close()

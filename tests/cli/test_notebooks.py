@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 # the test extra installs them; a GPU machine without them (`pytest -m cuda` there) skips this file
 nbformat, papermill = pytest.importorskip("nbformat"), pytest.importorskip("papermill")
+nbconvert = pytest.importorskip("nbconvert")
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 NAMES = ["00_gan_basics", "01_explore_data", "02_train_dcgan", "03_generate_and_compare", "04_latent_space",
@@ -111,6 +112,13 @@ def test_02_train_dcgan(trained_run, folders):
     text = "".join(output.get("text", "") for cell in trained_run.cells for output in cell.get("outputs", []))
     assert f"checkpoints: {checkpoints}" in text
     assert "training on cpu: image size 32, epochs 2\n" in text  # the size the parameters asked for, said
+    for epoch in (1, 2):  # one line per epoch; no bar kept as a widget, which a saved file shows at 0 %
+        assert sum(line.startswith(f"epoch {epoch}/2") for line in text.splitlines()) == 1
+    assert not [output for cell in trained_run.cells for output in cell.get("outputs", [])
+                if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(trained_run)  # an export reads as finished too
+    assert "epoch 2/2: loss_D" in html
+    assert not re.search(r"(?<!\d)0%\|", html)
     saved = json.loads((checkpoints / "config.json").read_text())  # the injected parameters reached the run
     assert (saved["ngf"], saved["ndf"], saved["limit"], saved["log_every"], saved["batch_size"]) == (16, 16, 640, 5, 64)
 

@@ -1,0 +1,75 @@
+"""Messages in the caller's words: the package's own messages, raised for real, read in a notebook's parameters
+(`resume = True`) and keep their flags on the command line."""
+
+import dataclasses
+import re
+
+import pytest
+
+from dcgan import TrainConfig, UserError, train
+from dcgan.errors import TrainingStopped
+from dcgan.words import in_notebook, in_parameter_words
+from tests.helpers import tiny_config
+
+
+def raised(call) -> BaseException:
+    with pytest.raises((UserError, TrainingStopped)) as caught:
+        call()
+    return caught.value
+
+
+def test_a_rerun_names_the_parameters_resume_and_overwrite(tmp_path):
+    train(tiny_config(tmp_path, epochs=1))
+    error = raised(lambda: train(tiny_config(tmp_path, epochs=1)))
+    assert "--resume" in str(error) and "--overwrite" in str(error) and "--run" in str(error)  # the CLI's words
+    spoken = in_parameter_words(str(error))
+    assert "set resume = True to continue it, overwrite = True to start it again, or choose another run name" in spoken
+    assert "--" not in spoken and str(tmp_path) in spoken  # flags gone, the folder as it was
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"lr": -1.0}, "lr must be 0 or more, got -1.0"),
+    ({"ema_rampup": 2.0}, "ema_rampup must be at most 1"),
+    ({"precision": "fp8"}, "unknown precision 'fp8'"),
+    ({"logdir": "/tmp/x"}, "logdir applies to tensorboard = True runs only: set tensorboard = True or drop logdir"),
+    ({"classes": 3}, "classes applies to conditional = True runs only: drop it or set conditional = True"),
+])
+def test_setting_mistakes_name_the_parameter(settings, words):
+    error = raised(lambda: TrainConfig(**settings).validate())
+    spoken = in_parameter_words(str(error))
+    assert words in spoken and not re.search(r"(?<![\w-])--[a-z]", spoken), spoken
+
+
+def test_values_become_assignments_only_where_they_are_values():
+    said = in_parameter_words("Lower --lr, or try --precision fp32, --loss hinge or --spectral-norm; "
+                              "--no-tensorboard; lower --batch-size 64; --batch-size to 32; choose another --run name")
+    assert said == ('Lower lr, or try precision = "fp32", loss = "hinge" or spectral_norm = True; '
+                    "tensorboard = False; lower batch_size = 64; batch_size to 32; choose another run name")
+    # a path or a word that merely contains two dashes, and a flag of no setting, are left alone
+    assert in_parameter_words("/data/my--run/x --nproc_per_node --not-a-setting") == \
+        "/data/my--run/x --nproc_per_node --not-a-setting"
+
+
+def test_every_setting_has_its_parameter_word():
+    for spec in dataclasses.fields(TrainConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        expected = f"{spec.name} = True" if isinstance(spec.default, bool) else spec.name
+        assert in_parameter_words(f"see {flag}") == f"see {expected}"
+
+
+def test_a_stop_by_sigint_reads_as_the_interrupt_button():
+    assert in_parameter_words("stopped by SIGINT at epoch 2: saved /r/last.pt; continue with --resume") == \
+        "stopped by the interrupt (■) at epoch 2: saved /r/last.pt; continue with resume = True"
+
+
+def test_ipython_shows_the_packages_errors_as_one_line_in_parameter_words():
+    error = UserError("run 'x' already has checkpoints: pass --resume to continue it")
+    [line] = error._render_traceback_()
+    assert line.endswith("error:\x1b[0m run 'x' already has checkpoints: set resume = True to continue it")
+    [line] = TrainingStopped("stopped by SIGTERM at epoch 1: saved /r/last.pt; continue with --resume", 143) \
+        ._render_traceback_()
+    assert "stopped:" in line and line.endswith("continue with resume = True")
+
+
+def test_outside_a_kernel_nothing_speaks_as_a_notebook():
+    assert not in_notebook()
