@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dcgan import TrainConfig
 from dcgan.training.history import read_history_csv
@@ -69,6 +70,23 @@ def gifs_shown(notebook):
     return sum("image/gif" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
+def sizes_shown(notebook) -> list[tuple[int, int]]:
+    """The pixel size of every image (PNG or GIF) the notebook shows, in order."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(base64.b64decode(output["data"][kind]))).size for cell in notebook.cells
+            for output in cell.get("outputs", []) for kind in ("image/png", "image/gif")
+            if kind in output.get("data", {})]
+
+
+def markdown_shown(notebook) -> str:
+    return "".join(output.get("data", {}).get("text/markdown", "") for cell in notebook.cells
+                   for output in cell.get("outputs", []))
+
+
 def test_00_gan_basics(folders, tmp_path_factory):
     notebook = run_notebook("00_gan_basics", folders, tmp_path_factory, limit=1280, epochs=2, hidden=32,
                             device="cpu", run="nb-mlp", **folders)
@@ -89,6 +107,7 @@ def test_01_explore_data(folders, tmp_path_factory):
     assert "60,000 images at 32x32, 1 channel" in text
     assert "round trip exact: True" in text and "Ankle boot: 6,000" in text
     assert images_shown(notebook) == 3  # grid, histograms, flips
+    assert all(width <= 1000 for width, _ in sizes_shown(notebook))  # none scaled down to the notebook's column
     assert list((Path(folders["data_dir"]) / ".cache").glob("*.u8"))
 
 
@@ -157,7 +176,9 @@ def test_03_generate_and_compare(trained_run, folders, tmp_path_factory, tiny_cl
     [written] = (Path(folders["checkpoints_dir"]) / "nb-dcgan").glob("eval_*.json")
     saved = json.loads(written.read_text())
     text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
-    assert f"FID (Fashion-MNIST classifier)  {saved['fid']:.3f}" in text and "pixels (RMS)" in text
+    assert re.search(rf"FID \(Fashion-MNIST classifier\) +{saved['fid']:.3f}\n", text) and "pixels (RMS)" in text
+    assert re.search(rf"\n    real vs real, n = 200 +{saved['real_vs_real_fid']:.3f}\n", text)  # its scale, beneath
+    assert "KID (MMD^2, not x 1000)" in text and "one subset: n = 200" in text and "+-" not in text  # 200 < 1,000
     assert images_shown(notebook) == 2
 
 
@@ -173,20 +194,25 @@ def test_04_latent_space(trained_run, folders, tmp_path_factory):
         assert (out / name).stat().st_size > 0, name
     assert images_shown(notebook) == 3 and gifs_shown(notebook) == 1
     assert len(gif_frames(out / "interpolation.gif")) == 3 * 4
+    sizes = sizes_shown(notebook)
+    assert all(width <= 1000 for width, _ in sizes)  # the sweeps wrap rather than shrink to the column
+    with Image.open(out / "interpolation.gif") as written:  # shown enlarged, the file left at its own size
+        assert sizes[-1] == (written.width * 5, written.height * 5) and written.size == (134, 68)
 
 
 def test_05_variants(folders, tmp_path_factory, tiny_classifier):
     share_classifier(tiny_classifier, folders)
     notebook = run_notebook("05_variants", folders, tmp_path_factory, variants=["r1", "conditional"],
                             image_size=32, epochs=1, limit=640, eval_n=100, run="nb-v", device="cpu", **folders)
-    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
-    assert "| variant | flags | epochs | time (s) | FID |" in text and "`--conditional`" in text
-    assert "`--loss r1`" in text and "conditional: class accuracy" in text
+    table = markdown_shown(notebook)  # rendered, not printed
+    assert "| variant | flags | epochs | time (s) | FID |" in table and "`--conditional`" in table
+    assert "`--loss r1`" in table and "conditional (class accuracy" in table
     assert "r1_penalty" in read_history_csv(Path(folders["checkpoints_dir"]) / "nb-v-r1" / "history.csv")[-1]
     for name in ("nb-v-r1", "nb-v-conditional"):
         assert (Path(folders["checkpoints_dir"]) / name / "eval_001.json").is_file()
     assert (Path(folders["samples_dir"]) / "nb-v" / "variants.png").stat().st_size > 0
-    assert images_shown(notebook) == 2  # the side-by-side figure, the conditional grid
+    assert images_shown(notebook) == 2  # the side-by-side figure, the conditional grid with its class names
+    assert all(width <= 1000 for width, _ in sizes_shown(notebook))
 
 
 def test_06_your_own_gan(folders, tmp_path_factory, tiny_classifier):

@@ -1,6 +1,7 @@
 """Evaluation on real Fashion-MNIST with the classifier features: the classifier, the orderings, the command."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ def classifier(tiny_classifier):
 def test_the_classifier_is_accurate_cached_and_reported(fashion_classifier):
     model, test_accuracy, lines, root = fashion_classifier
     assert test_accuracy >= 0.90
-    assert "test accuracy" in lines[0]
+    assert "test accuracy" in lines[-1]
     path = classifier_file("fashion-mnist", root / "checkpoints")
     assert path.is_file()
     again, cached_accuracy = load_or_train_classifier("fashion-mnist", root / "checkpoints", root / "data",
@@ -74,6 +75,9 @@ def test_evaluate_writes_the_numbers_and_the_command_prints_them(classifier, fas
     out = capsys.readouterr().out
     assert code == 0 and "FID" in out and "Fashion-MNIST classifier" in out and "eval_002.json" in out
     assert f"{saved['fid']:.3f}" in out  # same seed, same numbers
+    assert re.search(rf"real vs real, n = 500 +{saved['real_vs_real_fid']:.3f}\n", out)  # FID's scale, beneath it
+    assert "KID (MMD^2, not x 1000)" in out
+    assert "+-" not in out  # 500 images: one KID subset, no spread
 
 
 def test_evaluate_refusals(tmp_path, capsys, small_config):

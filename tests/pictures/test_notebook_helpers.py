@@ -1,17 +1,21 @@
 """Package helpers behind the notebooks: figures, inline display, the MLP GAN, real samples."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from matplotlib.text import Text
+from PIL import Image, ImageSequence
 
 from dcgan import train
 from dcgan.data.cache import load_image_data
 from dcgan.device import SIZED_FOR, sized_for_device
 from dcgan.models.mlp import MLPDiscriminator, MLPGenerator
 from dcgan.models.runs import RunReference, load_run
+from dcgan.pictures.animation import save_images_gif
 from dcgan.pictures.grids import grid_cells, grid_image
-from dcgan.pictures.notebook import ShowEpochGrids, png_of
+from dcgan.pictures.notebook import DISPLAY_HEIGHT, DISPLAY_WIDTH, ShowEpochGrids, display_scale, png_of, show
 from dcgan.pictures.plots import comparison_figure, pixel_histogram, progression_figure, rows_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -142,3 +146,112 @@ def test_a_notebook_left_at_0_trains_what_suits_the_device_and_says_so():
     settings, line = sized_for_device(96, 40, "auto")  # given values are kept on every device
     assert settings == {"image_size": 96, "epochs": 40} and line.endswith("image size 96, epochs 40")
     assert line.startswith("training on cuda" if torch.cuda.is_available() else "training on cpu")
+
+
+def shown_bytes(monkeypatch, item) -> bytes:
+    """The bytes show(item) hands to the notebook."""
+    import IPython.display
+
+    displayed = []
+    monkeypatch.setattr(IPython.display, "display", displayed.append)
+    show(item)
+    [image] = displayed
+    return image.data
+
+
+def test_show_enlarges_a_small_grid_by_a_whole_factor_with_sharp_pixels(monkeypatch, tmp_path):
+    path = tmp_path / "epoch_001.png"
+    grid_image(torch.rand(10, 1, 32, 32) * 2 - 1, nrow=5).save(path)  # 332 x 134, as a 32x32 run writes it
+    on_disk = path.read_bytes()
+    with Image.open(io.BytesIO(shown_bytes(monkeypatch, path))) as shown, Image.open(path) as original:
+        factor = shown.width // original.width
+        assert factor >= 2 and shown.size == (original.width * factor, original.height * factor)
+        assert shown.width <= DISPLAY_WIDTH < shown.width + original.width  # the largest factor that fits
+        blocks = np.asarray(shown).reshape(original.height, factor, original.width, factor)
+        assert (blocks == np.asarray(original)[:, None, :, None]).all()  # every block is one original pixel
+    assert path.read_bytes() == on_disk  # the file keeps its own size
+
+
+def test_show_leaves_large_images_and_figures_as_they_are(monkeypatch):
+    large = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, DISPLAY_WIDTH - 100), dtype=np.uint8))
+    assert shown_bytes(monkeypatch, large) == png_of(large)
+    figure = rows_figure([torch.rand(3, 1, 32, 32)] * 2, ["a", "b"], ["-3", "0", "3"], "walk")
+    assert shown_bytes(monkeypatch, figure) == png_of(figure)
+    assert display_scale(DISPLAY_WIDTH // 2 + 1, 10) == 1 and display_scale(10, DISPLAY_HEIGHT // 3) == 3
+
+
+def test_show_enlarges_every_frame_of_a_gif_and_keeps_it_animated(monkeypatch, tmp_path):
+    path = save_images_gif([torch.full((3, 1, 8, 8), level) for level in (-1.0, 0.0, 1.0)], tmp_path / "a.gif", nrow=3)
+    on_disk = path.read_bytes()
+    data = shown_bytes(monkeypatch, path)
+    assert data[:3] == b"GIF" and path.read_bytes() == on_disk
+    with Image.open(path) as original, Image.open(io.BytesIO(data)) as shown:
+        factor = display_scale(*original.size)
+        assert factor > 1 and shown.size == (original.width * factor, original.height * factor)
+        assert shown.n_frames == original.n_frames == 3 and shown.info.get("loop") == original.info.get("loop") == 0
+        for before, after in zip(ImageSequence.Iterator(original), ImageSequence.Iterator(shown)):
+            assert after.info["duration"] == before.info["duration"]
+            assert after.convert("L").getpixel((factor * 5, factor * 5)) == before.convert("L").getpixel((5, 5))
+
+
+def test_show_table_displays_markdown_rendered(monkeypatch):
+    import IPython.display
+
+    from dcgan.pictures.notebook import show_table
+
+    displayed = []
+    monkeypatch.setattr(IPython.display, "display", displayed.append)
+    show_table("| a | b |\n|---|---|\n| 1 | 2 |")
+    [table] = displayed
+    assert isinstance(table, IPython.display.Markdown) and table.data.startswith("| a | b |")
+
+
+def font_sizes(figure) -> list[float]:
+    return [text.get_fontsize() for text in figure.findobj(Text) if text.get_text() and text.get_visible()]
+
+
+def test_a_long_sweep_wraps_to_the_notebook_width_with_readable_labels():
+    values = [f"{v:.1f}" for v in np.linspace(-3, 3, 20)]
+    figure = rows_figure([torch.rand(20, 1, 32, 32)] * 5, [f"z[{d}]" for d in range(5)], values, "sweeps")
+    with Image.open(io.BytesIO(png_of(figure))) as rendered:
+        assert rendered.width <= 1000
+    assert min(font_sizes(figure)) >= 10
+    assert len(figure.axes) == 10  # each sweep on two lines, each line labelled under its own values
+    ticks = [[label.get_text() for label in axes.get_xticklabels()] for axes in figure.axes]
+    assert ticks[0] == values[:10] and ticks[1] == values[10:] and ticks[2] == values[:10]
+    assert [axes.get_ylabel() for axes in figure.axes[:3]] == ["z[0]", "z[0]", "z[1]"]
+    short = rows_figure([torch.rand(3, 1, 32, 32)] * 2, ["a", "b"], ["-3", "0", "3"], "walk")
+    assert len(short.axes) == 2 and [t.get_text() for t in short.axes[0].get_xticklabels()] == ["", "", ""]
+
+
+def test_the_pixel_histogram_counts_on_a_log_scale_and_names_the_background_share():
+    images = np.zeros((10, 1, 4, 4), dtype=np.uint8)
+    images[:, :, 0] = [4, 100, 200, 255]  # 12 of 16 pixels 0-3 (4 is in the next bin)
+    figure = pixel_histogram(images)
+    assert [axes.get_yscale() for axes in figure.axes] == ["log", "log"]
+    assert "75% of the pixels are 0-3 (the background)" in figure.get_suptitle()
+    with Image.open(io.BytesIO(png_of(figure))) as rendered:
+        assert rendered.width <= 1000
+    assert min(font_sizes(figure)) >= 10
+
+
+def test_a_conditional_grid_labels_each_row_with_its_class(tmp_path):
+    from dcgan.data.datasets import FASHION_MNIST
+    from dcgan.training.variants import class_grid_figure
+
+    path = tmp_path / "epoch_001.png"
+    grid_image(torch.rand(100, 1, 32, 32) * 2 - 1, nrow=10).save(path)  # one row per class
+    row = {"variant": "conditional", "grid": path, "classes": FASHION_MNIST.classes, "class_accuracy": 0.5}
+    figure = class_grid_figure(row)
+    [axes] = figure.axes
+    assert [label.get_text() for label in axes.get_yticklabels()] == list(FASHION_MNIST.classes)
+    assert "Ankle boot" in [label.get_text() for label in axes.get_yticklabels()]
+    row_height = Image.open(path).height / 10
+    assert axes.get_yticks()[9] == pytest.approx(row_height * 9.5)  # the last row's middle
+    assert "class accuracy 0.500" in axes.get_title() and min(font_sizes(figure)) >= 10
+
+
+def test_the_variants_figure_says_epoch_or_epochs():
+    from dcgan.training.variants import epochs_each
+
+    assert epochs_each(1) == "1 epoch each" and epochs_each(2) == "2 epochs each"

@@ -57,7 +57,7 @@ def test_the_history_figure_draws_a_panel_per_group_and_one_per_evaluation():
                     "inception_score": 2.5})  # a metric's value STATISTICS does not list: drawn under its own name
     figure = history_figure(history, loss="hinge")
     assert [axes.get_title() for axes in figure.axes] == ["Losses", "Discriminator outputs", "FID", "inception_score"]
-    assert figure.axes[1].get_ylabel() == "mean score"  # hinge: D's outputs are scores, not probabilities
+    assert figure.axes[1].get_ylabel() == "mean raw score (unbounded)"  # hinge: scores, not probabilities
 
 
 def test_a_statistic_reported_by_a_loss_or_a_network_gets_a_panel_of_its_own():

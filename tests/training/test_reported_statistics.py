@@ -16,7 +16,7 @@ from tests.training import custom_parts
 
 
 class RecordingBar:
-    """Stands in for tqdm: notes every postfix the loop shows."""
+    """Stands in for the epoch's progress bar: notes every postfix the loop shows."""
 
     postfixes: list[dict] = []
 
@@ -32,6 +32,12 @@ class RecordingBar:
     def close(self):
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
 
 def test_a_statistic_of_the_loss_and_one_of_d_show_everywhere(small_config, tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -39,7 +45,7 @@ def test_a_statistic_of_the_loss_and_one_of_d_show_everywhere(small_config, tmp_
     from dcgan.pictures.notebook import ShowEpochGrids
 
     RecordingBar.postfixes = []
-    monkeypatch.setattr(loop, "tqdm", RecordingBar)
+    monkeypatch.setattr(loop, "progress_bar", RecordingBar)
     lines, shown, said = [], [], []
     state = train(small_config(epochs=1, tensorboard=True), callbacks=[ShowEpochGrids(shown.append, said.append)],
                   log=lines.append, **custom_parts.parts())

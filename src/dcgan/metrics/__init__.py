@@ -1,7 +1,8 @@
 """Metrics: how good a generator is, in numbers.
 
     features          feature spaces, and a run's chosen metrics in one of them (the Evaluator of --eval-every)
-    evaluate          `dcgan evaluate`: the chosen metrics, face rate and class accuracy of a run
+    evaluate          `dcgan evaluate`: the chosen metrics, face rate and class accuracy of a run, with their scale
+    recorded          the numbers recorded for the README's runs, shown beside a run's in the same feature space
     metric            what a metric is: named values from real and generated features (and class probabilities)
     fid, kid          Frechet and kernel distances between two feature sets
     precision_recall  k-nearest-neighbour precision and recall

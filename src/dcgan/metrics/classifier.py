@@ -7,6 +7,7 @@ probabilities. Trained once, then cached in checkpoints/_classifiers/. Its numbe
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from ..progress import progress_bar
 
 SIZE = 32  # every image is brought to 32x32 grayscale before the classifier sees it
 FORMAT_VERSION = 1
+BATCH = 128
+TIMED_BATCHES = 20  # the first batches, timed to say how long the whole training will take
 
 
 def to_classifier_input(images: torch.Tensor) -> torch.Tensor:
@@ -76,8 +79,9 @@ def accuracy(model: FeatureClassifier, images, labels, device: torch.device, bat
 
 
 def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs: int = 4, seed: int = 0,
-                     progress: bool = True) -> tuple[FeatureClassifier, float]:
-    """Train on the dataset's training split; returns the model and its test-split accuracy."""
+                     progress: bool = True, log=None) -> tuple[FeatureClassifier, float]:
+    """Train on the dataset's training split; returns the model and its test-split accuracy. With `log`, the first
+    TIMED_BATCHES batches are timed first and the whole training's duration at their speed is said."""
     train_set = load_image_data(dataset, SIZE, 1, data_root, progress=progress)
     test_set = load_image_data(dataset, SIZE, 1, data_root, split="test", progress=progress)
     torch.manual_seed(seed)
@@ -85,21 +89,41 @@ def train_classifier(dataset: str, data_root: Path, device: torch.device, epochs
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order_rng = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train_set.labels)
+
+    def fit(indices: torch.Tensor) -> None:
+        batch = to_signed(torch.from_numpy(train_set.images[indices.numpy()])).to(device)
+        loss = F.cross_entropy(model(batch), labels[indices].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    per_epoch = math.ceil(len(train_set) / BATCH)
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(train_set), generator=order_rng).split(128)
-        for indices in progress_bar(order, desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress):
-            batch = to_signed(torch.from_numpy(train_set.images[indices.numpy()])).to(device)
-            loss = F.cross_entropy(model(batch), labels[indices].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        order = torch.randperm(len(train_set), generator=order_rng).split(BATCH)
+        if epoch == 0 and log is not None:
+            timed, order = order[:TIMED_BATCHES], order[TIMED_BATCHES:]
+            started = time.perf_counter()
+            for indices in timed:
+                fit(indices)
+            seconds = (time.perf_counter() - started) / len(timed) * epochs * per_epoch
+            log(f"training the classifier: {epochs} x {per_epoch:,} batches of {BATCH} images, {duration(seconds)} "
+                f"at the speed of its first {len(timed)} batches ({torch.get_num_threads()} threads on {device})")
+        for indices in progress_bar(order, desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress,
+                                    initial=per_epoch - len(order), total=per_epoch):
+            fit(indices)
     return model.eval(), accuracy(model, test_set.images, test_set.labels, device)
 
 
+def duration(seconds: float) -> str:
+    """"about 40 s", "about 6 minutes"."""
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} minutes"
+
+
 def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Path, device: torch.device,
-                             progress: bool = True, log=print) -> tuple[FeatureClassifier, float]:
-    """The cached classifier for `dataset`, trained first when there is none."""
+                             progress: bool = True, log=print, why: str = "") -> tuple[FeatureClassifier, float]:
+    """The cached classifier for `dataset`, trained first when there is none; before it trains, `log` hears `why`
+    it is needed (the caller's reason), where it will be cached and, after its first batches, how long it takes."""
     if not has_classifier(dataset):
         raise UserError(f"no feature extractor for '{dataset}': classifier features need a labelled dataset "
                         f"({classifier_names()})")
@@ -115,8 +139,10 @@ def load_or_train_classifier(dataset: str, checkpoints_root: Path, data_root: Pa
             return model.to(device).eval(), float(saved["accuracy"])
         except Exception as error:
             log(f"retraining the {dataset} classifier: {path} is unreadable ({first_line(error)})")
+    log(f"{why or f'the features of a small classifier of {spec.title} are needed'}: it is trained now, once, and "
+        f"cached at {path}")
     started = time.perf_counter()
-    model, test_accuracy = train_classifier(dataset, data_root, device, progress=progress)
+    model, test_accuracy = train_classifier(dataset, data_root, device, progress=progress, log=log)
     log(f"trained the {dataset} feature classifier in {time.perf_counter() - started:.0f} s: "
         f"test accuracy {test_accuracy:.4f}; saved to {path}")
     buffer = io.BytesIO()

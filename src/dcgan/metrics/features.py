@@ -10,12 +10,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data.cache import real_images_for
+from ..data.cache import load_image_data, real_images_for
 from ..data.datasets import classifier_names, has_classifier
 from ..data.sources import named
+from ..data.transforms import to_signed
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..paths import eval_result_path, root_or_default
@@ -27,6 +29,7 @@ from .inception import download_weights, find_weights, inception_missing_message
 from .metric import FeatureSets
 
 FEATURE_CHOICES = ("auto", "classifier", "inception")
+REAL_VS_REAL = "real_vs_real_"  # the prefix of the real-against-real values in a result: "real_vs_real_fid"
 
 
 @torch.no_grad()
@@ -63,8 +66,12 @@ def feature_model(kind: str, dataset: str, checkpoints_root: Path, data_root: Pa
         if not has_classifier(dataset):
             raise UserError(f"no feature space for '{dataset}' without Inception: {inception_missing_message()} "
                             f"(classifier features need a labelled dataset: {classifier_names()})")
-    model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log)
-    return model, f"{named(dataset).title} classifier (test accuracy {test_accuracy:.4f})"
+    title = named(dataset).title
+    why = (f"--features classifier: the features of a small classifier of {title}" if kind == "classifier" else
+           "FID, KID, precision and recall need a feature network; Inception-v3's weights are not on this machine, "
+           f"so a small classifier of {title} gives the features instead")
+    model, test_accuracy = load_or_train_classifier(dataset, checkpoints_root, data_root, device, progress, log, why)
+    return model, f"{title} classifier (test accuracy {test_accuracy:.4f})"
 
 
 def compare_features(real: torch.Tensor, fake: torch.Tensor, metrics: list[str] | None = None,
@@ -79,12 +86,22 @@ def compare_features(real: torch.Tensor, fake: torch.Tensor, metrics: list[str] 
     return values
 
 
+def other_real_images(cfg, n: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
+    """Up to `n` real images of the run's dataset, none of them among the `n` that real_images_for(cfg, n, seed)
+    draws: the next ones of the same random order (fewer where the dataset has fewer than 2n)."""
+    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
+                           cfg.download, progress=False)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[n:2 * n]
+    return to_signed(torch.from_numpy(data.images[np.sort(order.numpy())]))
+
+
 class Evaluator:
     """Measures generators of one run against a fixed set of real images (their features computed once), with the
     metrics the run's --eval-metrics chooses."""
 
     def __init__(self, cfg, n: int, features: str, device: torch.device, checkpoints_root: Path,
                  data_dir: str = "", seed: int = 0, progress: bool = True, log=print, inception_weights: str = ""):
+        self.cfg, self.data_dir, self.log = cfg, data_dir, log
         self.nz, self.seed, self.device = cfg.nz, seed, device
         self.metrics = [METRICS.check(name) for name in cfg.metrics()]
         self.values = [value for name in self.metrics for value in METRICS.spec(name).values]  # their names
@@ -103,6 +120,20 @@ class Evaluator:
                                   fake_probabilities)
         return {"features": self.label, **values, "n_real": len(self.real_features), "n_fake": len(fake),
                 "seconds": time.perf_counter() - started}
+
+    def real_against_real(self) -> dict:
+        """The same metrics for as many other real images (disjoint from the real set, same features) against the
+        real set: the best values n allows (FID and KID above 0, precision and recall below 1 by chance alone), as
+        "real_vs_real_<value>" and "real_vs_real_n"; {} where the dataset has too few images."""
+        n = len(self.real_features)
+        if self.label == INCEPTION_LABEL:
+            self.log(f"real against real: {n:,} more real images through Inception, as long again as the real set")
+        others = other_real_images(self.cfg, n, self.seed, self.data_dir)
+        if len(others) < 2:
+            return {}
+        features, probabilities = extract_outputs(self.model, others, self.device)
+        values = compare_features(self.real_features, features, self.metrics, self.real_probabilities, probabilities)
+        return {f"{REAL_VS_REAL}{name}": value for name, value in values.items()} | {f"{REAL_VS_REAL}n": len(others)}
 
 
 def write_result(folder: Path, result: dict) -> Path:

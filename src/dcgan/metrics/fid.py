@@ -30,4 +30,4 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 FID = Metric(("fid",), lambda sets: {"fid": frechet_distance(sets.real, sets.fake)},
-             lambda values, space: [(f"FID ({space})", f"{values['fid']:.3f}")])
+             lambda values, measured: [(f"FID ({measured.space})", f"{values['fid']:.3f}")])

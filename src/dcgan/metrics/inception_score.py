@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from .metric import FeatureSets, Metric
+from .metric import FeatureSets, Measured, Metric, Row
 
 SPLITS = 10  # as the paper and torchmetrics compute it
 
@@ -25,5 +25,19 @@ def inception_score(sets: FeatureSets, splits: int = SPLITS) -> dict[str, float]
     return {"inception_score": float(scores.mean()), "inception_score_std": float(scores.std(unbiased=False))}
 
 
-INCEPTION_SCORE = Metric(("inception_score", "inception_score_std"), inception_score, lambda values, space: [
-    ("Inception Score", f"{values['inception_score']:.3f} +- {values['inception_score_std']:.3f}")])
+def split_sizes(n: int, splits: int = SPLITS) -> list[int]:
+    """The sizes of the splits `chunk` makes of n images: [20] * 10 for 200, [2] * 7 + [1] for 15."""
+    size = -(-n // splits)
+    return [min(size, n - start) for start in range(0, n, size)]
+
+
+def inception_score_rows(values: dict[str, float], measured: Measured) -> list[Row]:
+    """The score with its spread over the splits, labelled; none where each split holds one image (its score is 1)."""
+    score, sizes = f"{values['inception_score']:.3f}", split_sizes(measured.n)
+    if measured.n <= SPLITS:
+        return [("Inception Score", f"{score} (n = {measured.n:,} <= {SPLITS} splits: one image a split, no spread)")]
+    return [("Inception Score", f"{score} +- {values['inception_score_std']:.3f} (sd over {len(sizes)} splits of "
+             f"{sizes[0]:,})")]
+
+
+INCEPTION_SCORE = Metric(("inception_score", "inception_score_std"), inception_score, inception_score_rows)

@@ -1,4 +1,5 @@
-"""Kernel distance (KID): unbiased MMD^2 with the cubic polynomial kernel, mean and std over subsets."""
+"""Kernel distance (KID): unbiased MMD^2 with the cubic polynomial kernel, mean and std over subsets. The values are
+the MMD^2 itself, not multiplied by 1000 as papers often print Inception KID; their scale follows the features'."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import warnings
 import torch
 
 from .fid import Precomputed
-from .metric import FeatureSets, Metric
+from .metric import FeatureSets, Measured, Metric, Row
 
 SUBSETS, SUBSET_SIZE = 10, 1000  # what --eval-every and evaluate measure over
 
@@ -34,5 +35,18 @@ def kid(sets: FeatureSets) -> dict[str, float]:
     return {"kid_mean": mean, "kid_std": std}
 
 
-KID = Metric(("kid_mean", "kid_std"), kid,
-             lambda values, space: [("KID", f"{values['kid_mean']:.5f} +- {values['kid_std']:.5f}")])
+def kid_rows(values: dict[str, float], measured: Measured) -> list[Row]:
+    """KID with its scale; its spread only where the subsets differ, i.e. with more images than a subset takes."""
+    mean, std = significant(values["kid_mean"]), significant(values["kid_std"])
+    if measured.n > SUBSET_SIZE:
+        return [("KID (MMD^2, not x 1000)", f"{mean} +- {std} (sd over {SUBSETS} subsets of {SUBSET_SIZE:,})")]
+    return [("KID (MMD^2, not x 1000)", f"{mean} (one subset: n = {measured.n:,} <= subset size {SUBSET_SIZE:,}, "
+             "no spread)")]
+
+
+def significant(value: float) -> str:
+    """4 significant digits, one decimal from 1,000 up: 0.001234, 13.18, 473.6, 1,234.5."""
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+KID = Metric(("kid_mean", "kid_std"), kid, kid_rows)

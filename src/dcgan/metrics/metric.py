@@ -26,7 +26,16 @@ class FeatureSets:
 Row = tuple[str, str]  # (label, value text): one line of `dcgan evaluate`'s table
 
 
-def plain_rows(values: dict[str, float], space: str) -> list[Row]:
+@dataclass(frozen=True)
+class Measured:
+    """Where a metric's values were measured, for its lines in the table: the feature space and the images a side
+    (a spread over subsets means something only when there are more images than a subset takes)."""
+
+    space: str  # the feature space: "Fashion-MNIST classifier"
+    n: int  # images in the smaller of the two sets
+
+
+def plain_rows(values: dict[str, float], measured: Measured) -> list[Row]:
     return [(name, f"{value:.4f}") for name, value in values.items()]
 
 
@@ -36,7 +45,7 @@ class Metric:
 
     values: tuple[str, ...]  # the names of the values it yields, e.g. ("kid_mean", "kid_std")
     measure: Callable[[FeatureSets], dict[str, float]]  # returns exactly those names
-    rows: Callable[[dict[str, float], str], list[Row]] = plain_rows  # its lines, given its values and the space
+    rows: Callable[[dict[str, float], Measured], list[Row]] = plain_rows  # its lines, given its values and where
 
     def __call__(self, sets: FeatureSets) -> dict[str, float]:
         found = self.measure(sets)

@@ -45,6 +45,6 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> tupl
 
 
 PRECISION = Metric(("precision",), lambda sets: {"precision": precision(sets.real, sets.fake)},
-                   lambda values, space: [(f"precision (k={K})", f"{values['precision']:.4f}")])
+                   lambda values, measured: [(f"precision (k={K})", f"{values['precision']:.4f}")])
 RECALL = Metric(("recall",), lambda sets: {"recall": recall(sets.real, sets.fake)},
-                lambda values, space: [(f"recall (k={K})", f"{values['recall']:.4f}")])
+                lambda values, measured: [(f"recall (k={K})", f"{values['recall']:.4f}")])

@@ -8,7 +8,9 @@ the others), so a relativistic loss fits as well as these:
     wgan-gp  D: mean D(G(z)) - mean D(x) + gp_weight * gradient penalty G: -mean D(G(z))
     r1       D: bce's + r1_gamma / 2 * mean ||grad_x D(x)||^2 on real images             G: bce's
 real_label 0.9 is one-sided label smoothing (bce, lsgan and r1). A loss owns its penalty (`d_penalty`), which the
-step adds to D's loss, and reports what it measures by name (models/statistics.py). Each spec is registered by name
+step adds to D's loss, and reports what it measures by name (models/statistics.py). It says what D's output is
+(`probabilities`, else its `score`), and `d_outputs()` names D's mean outputs accordingly wherever they are shown
+("D(x)", a probability, under bce; "D(x) score" under hinge). Each spec is registered by name
 in registry.LOSSES; `register_loss` adds one at run time, and `train(cfg, loss=...)` takes an instance of any
 subclass of `Loss` directly.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,10 +35,25 @@ if TYPE_CHECKING:
 Critic = Callable[[torch.Tensor], torch.Tensor]  # D as a function of images (with the batch's labels bound)
 
 
+@dataclass(frozen=True)
+class DOutputs:
+    """What D's mean outputs on real and generated images (history.csv's D_x and D_G_z) are under a loss, named as
+    the log line, the progress bar, the curves' legends and TensorBoard's tags show them."""
+
+    real: str  # D's mean output on real images: "D(x)"
+    fake: str  # and on generated ones: "D(G(z))"
+    axis: str  # the curves' y axis: "mean probability of 'real'"
+    probability: bool  # in [0, 1], 0.5 where D cannot tell real from generated
+
+
+PROBABILITY_OF_REAL = DOutputs("D(x)", "D(G(z))", "mean probability of 'real'", probability=True)
+
+
 class Loss:
     """A GAN loss. Subclasses give the two losses and, where they differ from these, the facts below."""
 
     probabilities = False  # D's outputs are logits of "real" (shown as probabilities) rather than raw scores
+    score = "raw score (unbounded)"  # what D's output is when it is not a probability, for the curves' axis
     targets = False  # D's loss takes the --real-label / --fake-label targets
     n_critic = 1  # D steps per G step when --n-critic is 0
     betas = (0.5, 0.999)  # Adam's betas when --beta1 / --beta2 are -1
@@ -70,6 +88,12 @@ class Loss:
         """D's mean output for the history: the probability of 'real', or the raw score."""
         return torch.sigmoid(outputs).mean() if self.probabilities else outputs.mean()
 
+    def d_outputs(self) -> DOutputs:
+        """How D's mean outputs are named: D(x) and D(G(z)) as probabilities of 'real', else as the loss's scores."""
+        if self.probabilities:
+            return PROBABILITY_OF_REAL
+        return DOutputs("D(x) score", "D(G(z)) score", f"mean {self.score}", probability=False)
+
 
 class BCELoss(Loss):
     """The DCGAN loss: binary cross-entropy on D's logits; G's is the non-saturating one (target 1)."""
@@ -87,6 +111,7 @@ class LeastSquaresLoss(Loss):
     """LSGAN (Mao et al., 2017): squared distance of D's scores from the targets."""
 
     targets = True
+    score = "score (regressed towards the real and fake targets)"
 
     def d_loss(self, real, fake, real_label, fake_label):
         return (real - real_label).square().mean() + (fake - fake_label).square().mean()

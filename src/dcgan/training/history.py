@@ -13,6 +13,7 @@ header is the union of the rows' keys, in the order they first appear.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -41,8 +42,8 @@ NONE_YET = 2**62  # the first bad step while every step was finite
 class Statistic:
     """How one named value of the history is shown."""
 
-    label: str  # in the log line, the progress bar and the legends: "D(x)"
-    tag: str  # TensorBoard's tag: "D/real D(x)"
+    label: str  # in the log line, the progress bar and the legends: "loss_D"
+    tag: str  # TensorBoard's tag: "loss/D"
     panel: str = ""  # the losses.png panel that draws it; "" none
     digits: int = 3  # decimals in the log line and the progress bar
     measured: str = "step"  # "step": reported by every training step; "epoch": measured at the end of an epoch
@@ -51,7 +52,7 @@ class Statistic:
 STATISTICS = {
     "loss_D": Statistic("loss_D", "loss/D", "losses"),
     "loss_G": Statistic("loss_G", "loss/G", "losses"),
-    "D_x": Statistic("D(x)", "D/real D(x)", "outputs", 2),  # D's mean output on real images
+    "D_x": Statistic("D(x)", "D/real D(x)", "outputs", 2),  # D's mean output on real images (named by the loss)
     "D_G_z": Statistic("D(G(z))", "D/fake D(G(z))", "outputs", 2),  # and on generated ones
     "images_per_s": Statistic("img/s", "speed/images_per_s", digits=0, measured="speed"),
     "fid": Statistic("FID", "eval/FID", "FID", measured="epoch"),
@@ -62,9 +63,17 @@ STATISTICS = {
 }
 
 
-def statistic(name: str) -> Statistic:
-    """How `name` is shown: its entry in STATISTICS; else under its own name, in a panel of its own: the value of a
+D_OUTPUTS = {"D_x": "real", "D_G_z": "fake"}  # the statistics holding D's mean outputs: the loss names them
+
+
+def statistic(name: str, loss: Loss | None = None) -> Statistic:
+    """How `name` is shown: its entry in STATISTICS (D's outputs named as the run's `loss` says: "D(x)" for a
+    probability, "D(x) score" for a score); else under its own name, in a panel of its own: the value of a
     registered metric (a spread, "..._std", in none) as an evaluation, anything else as a step's statistic."""
+    if name in D_OUTPUTS and loss is not None:
+        side = D_OUTPUTS[name]
+        label = getattr(loss.d_outputs(), side)
+        return dataclasses.replace(STATISTICS[name], label=label, tag=f"D/{side} {label}")
     if name in STATISTICS:
         return STATISTICS[name]
     if name in metric_values():
@@ -84,9 +93,11 @@ def measurements(row: dict, measured: str) -> dict[str, float]:
             if name not in BOOKKEEPING and name not in TEXT_COLUMNS and statistic(name).measured == measured}
 
 
-def shown(values: dict[str, float]) -> dict[str, str]:
-    """label -> value with its decimals: {"D(x)": "0.52"}."""
-    return {statistic(name).label: f"{value:,.{statistic(name).digits}f}" for name, value in values.items()}
+def shown(values: dict[str, float], loss: Loss | None = None) -> dict[str, str]:
+    """label -> value with its decimals, D's outputs named as `loss` says: {"D(x)": "0.52"} (bce),
+    {"D(x) score": "1.96"} (hinge)."""
+    return {about.label: f"{value:,.{about.digits}f}"
+            for about, value in ((statistic(name, loss), value) for name, value in values.items())}
 
 
 class RunningMeans:
@@ -238,30 +249,32 @@ def read_history_csv(path: Path) -> list[dict]:
 def history_figure(history: list[dict], title: str = "", loss: Loss | str = "bce", fid_label: str = "") -> Figure:
     """losses.png: a panel per group of statistics over the training steps (the losses, D's mean outputs, then
     any other statistic reported), then one per evaluation measured at epochs' ends. `loss` (the run's, or its
-    registered name) tells whether D's outputs are probabilities; `fid_label` names FID's feature space."""
+    registered name) names D's outputs and their axis (probabilities or scores); `fid_label` names FID's feature
+    space."""
     rows = [row for row in history if row["kind"] == "step"] or [row for row in history if row["kind"] == "epoch"]
     evaluated = [row for row in history if row["kind"] == "epoch" and measurements(row, "epoch")]
     if isinstance(loss, str):
         loss = LOSSES.spec(loss) if loss in LOSSES.names else None
-    probabilities = bool(loss is not None and loss.probabilities)
     panels: dict[str, Panel] = {}
     for source, measured in ((rows, "step"), (evaluated, "epoch")):
         for name in columns([measurements(row, measured) for row in source]):
-            about = statistic(name)
+            about = statistic(name, loss)
             if about.panel:
-                panel = panels.setdefault(about.panel, panel_for(about.panel, probabilities, fid_label, source,
+                panel = panels.setdefault(about.panel, panel_for(about.panel, loss, fid_label, source,
                                                                  markers=measured == "epoch"))
                 panel.lines.append((name, about.label))
     return curves_figure(list(panels.values()), title)
 
 
-def panel_for(name: str, probabilities: bool, fid_label: str, rows: list[dict], markers: bool) -> Panel:
-    """The panel a group of statistics is drawn in; `markers` for values measured at a few epochs' ends."""
+def panel_for(name: str, loss: Loss | None, fid_label: str, rows: list[dict], markers: bool) -> Panel:
+    """The panel a group of statistics is drawn in (D's outputs on the axis the run's loss gives them, None: a loss
+    no longer registered); `markers` for values measured at a few epochs' ends."""
+    probabilities = bool(loss is not None and loss.d_outputs().probability)
     if name == "losses":
         return Panel("Losses", "BCE" if probabilities else "loss", rows)
     if name == "outputs":
-        return Panel("Discriminator outputs", "mean probability of 'real'" if probabilities else "mean score", rows,
-                     probabilities=probabilities)
+        axis = loss.d_outputs().axis if loss is not None else "mean output"
+        return Panel("Discriminator outputs", axis, rows, probabilities=probabilities)
     if name == "FID":
         return Panel(f"FID ({fid_label.split(' (')[0]})" if fid_label else "FID", "FID, lower is better", rows,
                      markers=True)

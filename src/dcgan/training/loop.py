@@ -141,9 +141,9 @@ def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: 
     local_batch = world.local_batch(cfg.batch_size)
     labels = iter(setup.labels[order.to(setup.device)].split(local_batch)) if setup.labels is not None else None
     batches = setup.batches.epoch(order, coins, local_batch)
-    with progress_bar(batches, total=setup.steps_per_epoch, initial=progress.epoch_step, unit="step",
+    with progress_bar(batches, total=setup.steps_per_epoch, initial=progress.epoch_step, unit="step", leave=False,
                       desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress or not world.main) as bar:
-        for real in bar:  # (the bar closes on a stop too: a notebook keeps where it stopped)
+        for real in bar:  # (the bar goes when the epoch ends or stops: its one line, or the stop's, says the rest)
             values = state.runner(state, real, None if labels is None else next(labels))
             stacked = torch.stack(list(values.values()))  # (one kernel: the step's statistics side by side)
             progress.epoch_means.add(tuple(values), stacked)
@@ -154,7 +154,7 @@ def train_epoch(state: TrainState, epoch: int, signals: StopSignals, callbacks: 
             emit(callbacks, "on_step_end", state)
             if progress.step % cfg.log_every == 0:
                 state.last_row = log_window(state, epoch)
-                bar.set_postfix(shown(measurements(state.last_row, "step")))
+                bar.set_postfix(shown(measurements(state.last_row, "step"), state.setup.loss))
                 emit(callbacks, "on_log", state)
                 stop_if_diverged_or_signalled(state, signals)
             elif signals.received and not world.distributed:  # one process: stop at once
@@ -262,7 +262,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> dict:
 
     world.on_main(tidy, setup.device)
     log(f"epoch {epoch}/{cfg.epochs}: " + "  ".join(f"{label} {value}" for label, value in
-                                                    shown(measurements(row, "step")).items())
+                                                    shown(measurements(row, "step"), setup.loss).items())
         + f"  {row['seconds']:.1f} s  {row['images_per_s']:,.0f} img/s")
     return row
 

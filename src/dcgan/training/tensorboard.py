@@ -3,7 +3,8 @@
 Rank 0 writes checkpoints/<run>/tb/ (or <logdir>/<run>/ with --logdir); `tensorboard --logdir checkpoints` shows
 every run. At the run's step numbers:
     loss/D, loss/G                     every log_every steps: the means of the window, as in history.csv
-    D/real D(x), D/fake D(G(z))        D's mean probability of "real"
+    D/real D(x), D/fake D(G(z))        D's mean probability of "real" (bce, r1)
+    D/real D(x) score, D/fake ...      or D's mean score, under the other losses (named by the loss's d_outputs())
     speed/images_per_s
     eval/FID                           every eval_every epochs
 (the tags of history.STATISTICS: every statistic a row has is written, under its own name when it has no tag)
@@ -27,6 +28,7 @@ import numpy as np
 from ..config import TrainConfig, fields_with
 from ..errors import SettingError
 from ..files import UnreadableFile, read_png
+from ..models.losses import Loss
 from ..paths import TENSORBOARD_FOLDER, RunPaths
 from .history import measurements, statistic
 from .state import TrainState
@@ -76,19 +78,19 @@ class TensorBoardLog:
             self.write_grid(state.paths.sample_grid(0), 0)
 
     def on_log(self, state: TrainState) -> None:
-        self.write_scalars(state.last_row, "step", "speed")
+        self.write_scalars(state.last_row, state.setup.loss, "step", "speed")
 
     def on_epoch_end(self, state: TrainState) -> None:
-        self.write_scalars(state.last_row, "epoch")
+        self.write_scalars(state.last_row, state.setup.loss, "epoch")
         if state.sample_path is not None:
             self.write_grid(state.sample_path, state.step)
         self.writer.flush()  # an epoch's events are on disk when its checkpoint is
 
-    def write_scalars(self, row: dict, *measured: str) -> None:
-        """The row's statistics of these kinds, each under its tag."""
+    def write_scalars(self, row: dict, loss: Loss, *measured: str) -> None:
+        """The row's statistics of these kinds, each under its tag (D's outputs as the run's loss names them)."""
         for kind in measured:
             for name, value in measurements(row, kind).items():
-                self.writer.add_scalar(statistic(name).tag, value, row["step"])
+                self.writer.add_scalar(statistic(name, loss).tag, value, row["step"])
 
     def write_grid(self, path: Path, step: int) -> None:
         try:

@@ -15,9 +15,10 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..config import TrainConfig, flag
+from ..files import read_png
 from ..metrics.evaluate import measure_classes
 from ..paths import root_or_default
-from ..pictures.plots import rows_figure
+from ..pictures.plots import labelled_rows_figure, rows_figure
 from ..pictures.sampling import generate, noise_for
 from .loop import say, train
 
@@ -58,7 +59,8 @@ def variant_config(base: TrainConfig, name: str, settings: dict[str, Any]) -> Tr
 
 def compare_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], callbacks: Iterable[Any] = (),
                      log: Callable[[str], None] = say) -> list[dict]:
-    """Train every variant in turn; one row each: name, flags, epochs, training seconds, FID and final images."""
+    """Train every variant in turn; one row each: name, flags, epochs, training seconds, FID and final images (a
+    conditional variant's also its class names and last fixed-noise grid, for class_grid_figure)."""
     rows = []
     for name, settings in variants.items():
         cfg = variant_config(base, name, settings)
@@ -67,13 +69,19 @@ def compare_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], cal
         epochs = [row for row in state.history if row["kind"] == "epoch"]
         row = {"variant": name, "flags": flags_for(settings), "epochs": state.epoch,
                "seconds": sum(item["seconds"] for item in epochs), "fid": epochs[-1]["fid"],
-               "features": state.setup.evaluator.label, "run": state.paths.name,
+               "features": state.setup.evaluator.label, "run": state.paths.name, "grid": state.sample_path,
+               "classes": class_names(state) if state.cfg.conditional else (),
                "images": generate(state.sampler, noise_for(GRID_COUNT, cfg.nz, cfg.seed))}
         row.update(measure_classes(state.cfg, state.sampler, base.eval_n,
                                    root_or_default(cfg.checkpoints_dir, "checkpoints"), cfg.data_dir,
                                    state.setup.device, cfg.seed, cfg.progress, log))
         rows.append(row)
     return rows
+
+
+def class_names(state) -> tuple[str, ...]:
+    """The names of a conditional run's classes in label order (their numbers where the data names none)."""
+    return state.setup.data.classes or tuple(str(label) for label in range(state.cfg.classes))
 
 
 def variants_table(rows: list[dict]) -> str:
@@ -92,4 +100,18 @@ def variants_figure(rows: list[dict], title: str = "") -> Figure:
     """Each variant's images from the same noise, one labelled row per variant with its FID."""
     labels = [f"{row['variant']}\nFID {row['fid']:.1f}" for row in rows]
     return rows_figure([row["images"] for row in rows], labels, [""] * GRID_COUNT,
-                       title or f"{rows[0]['epochs']} epochs each; FID ({rows[0]['features'].split(' (')[0]})")
+                       title or f"{epochs_each(rows[0]['epochs'])}; FID ({rows[0]['features'].split(' (')[0]})")
+
+
+def epochs_each(epochs: int) -> str:
+    """The budget in the figure's title: 1 epoch each, 2 epochs each."""
+    return f"{epochs} epoch{'' if epochs == 1 else 's'} each"
+
+
+def class_grid_figure(row: dict) -> Figure:
+    """A conditional variant's last fixed-noise grid (one row per class, each column one noise vector), each row
+    labelled with its class name."""
+    title = f"{row['variant']}: one row per class, each column one noise vector"
+    if "class_accuracy" in row:
+        title += f"\nclass accuracy {row['class_accuracy']:.3f} (the share the classifier puts in the class asked for)"
+    return labelled_rows_figure(read_png(row["grid"]), list(row["classes"]), title)
