@@ -6,7 +6,7 @@
 
 The package is cut by concern into folders, each importing only the folders before it: data, models, pictures,
 metrics, training. At the top lies what they all share (config, presets, registry, checks, errors, files, lock, paths,
-device) and the command line (cli). Importing the package is cheap: names are loaded on first use, and nothing
+device, progress) and the command line (cli). Importing the package is cheap: names are loaded on first use, and nothing
 trains on import.
 """
 
@@ -50,6 +50,13 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext dcgan` in a notebook: the package's mistakes and stops as one line in the parameters' words."""
+    from .pictures.messages import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __getattr__(name: str):

@@ -1,21 +1,9 @@
 """The errors shown as one line without a traceback: user mistakes (exit code 2) and early stops. The CLI prints
-their message, which names its flags; in IPython and Jupyter, they show as one line naming the same settings as
-a notebook's parameters (`_render_traceback_`, IPython's hook for an exception's own display)."""
+their message, which names its flags; a notebook shows it as one line in its parameters' words (`%load_ext dcgan`,
+pictures/messages.py)."""
 
 
-class OneLine(Exception):
-    """An exception that IPython shows as its one-line message in the parameters' words, not as a traceback. The
-    cell still fails, so Run All stops there."""
-
-    label = "error"
-
-    def _render_traceback_(self) -> list[str]:
-        from .words import in_parameter_words  # (words reads the config, which raises these errors)
-
-        return [f"\x1b[0;31m{self.label}:\x1b[0m {in_parameter_words(str(self))}"]
-
-
-class UserError(OneLine):
+class UserError(Exception):
     """A problem the user can fix (bad flag, missing data, unusable checkpoint).
 
     The message is one line that names the problem and what to do about it.
@@ -35,13 +23,11 @@ def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-class TrainingStopped(OneLine):
+class TrainingStopped(Exception):
     """Training ended early on purpose (a signal, non-finite losses); the message says what was kept.
 
     The CLI prints the message (when there is one) and exits with `exit_code`, without a traceback.
     """
-
-    label = "stopped"
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)

@@ -4,6 +4,7 @@ notebook a bar therefore ends as the text of its last frame (finished, or where 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -34,3 +35,10 @@ class SavedBar(widget_bar):
 def progress_bar(iterable: Any = None, **options: Any) -> tqdm:
     """tqdm.auto's bar over `iterable`; in a notebook, a SavedBar (close it, or use it as a context manager)."""
     return (SavedBar if issubclass(tqdm, widget_bar) else tqdm)(iterable, **options)
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (what tqdm.auto asks too): its caller is a notebook's cell."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in shell.config

@@ -12,6 +12,8 @@ import torch
 from tests.helpers import tiny_settings
 
 pytestmark = pytest.mark.slow
+# a notebook's first cells: the extension that shows the package's errors as one line, then the imports
+IMPORTS = "%load_ext dcgan\nfrom dcgan import TrainConfig, train\nfrom dcgan.pictures.notebook import ShowEpochGrids"
 jupyter_client = pytest.importorskip("jupyter_client")
 
 
@@ -72,8 +74,7 @@ def training_cell(tmp_path, **overrides) -> str:
 
 
 def test_a_mistake_is_one_line_in_the_parameters_words_and_fails_the_cell(kernel, tmp_path):
-    assert kernel.run("from dcgan import TrainConfig, train\nfrom dcgan.pictures.notebook import ShowEpochGrids")[0] \
-        == "ok"
+    assert kernel.run(IMPORTS)[0] == "ok"
     assert kernel.run(training_cell(tmp_path, epochs=1))[0] == "ok"
     status, outputs = kernel.run(training_cell(tmp_path, epochs=1))  # the same cell again, unchanged
     assert status == "error"  # Run All stops here
@@ -84,7 +85,7 @@ def test_a_mistake_is_one_line_in_the_parameters_words_and_fails_the_cell(kernel
 
 
 def test_the_interrupt_button_saves_the_run_and_leaves_state_for_the_next_cells(kernel, tmp_path):
-    kernel.run("from dcgan import TrainConfig, train\nfrom dcgan.pictures.notebook import ShowEpochGrids")
+    kernel.run(IMPORTS)
     status, outputs = kernel.run(training_cell(tmp_path, epochs=200, limit=512), interrupt_when="epoch 1/200: loss_D")
     assert status == "ok" and not [output for output in outputs if output["kind"] == "error"]
     text = text_of(outputs)
@@ -103,7 +104,7 @@ def test_the_interrupt_button_saves_the_run_and_leaves_state_for_the_next_cells(
 
 
 def test_each_epoch_is_one_line_and_no_bar_stays_at_its_first_frame(kernel, tmp_path):
-    kernel.run("from dcgan import TrainConfig, train\nfrom dcgan.pictures.notebook import ShowEpochGrids")
+    kernel.run(IMPORTS)
     status, outputs = kernel.run(training_cell(tmp_path, epochs=3))
     assert status == "ok"
     lines = text_of(outputs).splitlines()

@@ -6,6 +6,7 @@
     latent    walks through the latent space: interpolations, loops, single coordinates ranked by influence
     animation  GIFs: training as an animation of the epoch grids, loops through the latent space
     notebook  inline display in Jupyter, and a callback that shows each epoch's grid
+    messages  the package's messages in a notebook's words, and `%load_ext dcgan` showing them as one line
     model_card  the sample grid and the model card beside G in an export folder
     commands  `dcgan sample` and `dcgan export`: drawing from the run a RunReference names
 

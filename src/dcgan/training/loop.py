@@ -35,9 +35,9 @@ from ..metrics.features import write_result
 from ..models.losses import Loss
 from ..models.parts import Parts
 from ..pictures.animation import save_progress_gif
+from ..pictures.messages import in_parameter_words
 from ..pictures.plots import save_figure
-from ..progress import progress_bar
-from ..words import in_notebook, in_parameter_words
+from ..progress import in_notebook, progress_bar
 from .distributed import joined_world
 from .history import NONE_YET, all_finite, history_csv, history_figure, history_row, measurements, shown
 from .signals import StopSignals, signals_raise

@@ -6,9 +6,11 @@ import re
 
 import pytest
 
+import dcgan
 from dcgan import TrainConfig, UserError, train
 from dcgan.errors import TrainingStopped
-from dcgan.words import in_notebook, in_parameter_words
+from dcgan.pictures.messages import in_parameter_words, show_one_line
+from dcgan.progress import in_notebook
 from tests.helpers import tiny_config
 
 
@@ -62,13 +64,36 @@ def test_a_stop_by_sigint_reads_as_the_interrupt_button():
         "stopped by the interrupt (■) at epoch 2: saved /r/last.pt; continue with resume = True"
 
 
-def test_ipython_shows_the_packages_errors_as_one_line_in_parameter_words():
-    error = UserError("run 'x' already has checkpoints: pass --resume to continue it")
-    [line] = error._render_traceback_()
-    assert line.endswith("error:\x1b[0m run 'x' already has checkpoints: set resume = True to continue it")
-    [line] = TrainingStopped("stopped by SIGTERM at epoch 1: saved /r/last.pt; continue with --resume", 143) \
-        ._render_traceback_()
-    assert "stopped:" in line and line.endswith("continue with resume = True")
+class Shell:
+    """Stands in for IPython's shell: keeps what it is asked to show as a cell's error."""
+
+    def __init__(self):
+        self.custom, self.shown = None, []
+
+    def set_custom_exc(self, kinds, handler):
+        self.custom = (kinds, handler)
+
+    def _showtraceback(self, kind, error, lines):
+        self.shown.append(lines)
+
+
+def test_load_ext_shows_the_packages_errors_as_one_line_in_parameter_words():
+    shell = Shell()
+    dcgan.load_ipython_extension(shell)  # %load_ext dcgan
+    kinds, handler = shell.custom
+    assert kinds == (UserError, TrainingStopped)
+    handler(shell, UserError, UserError("run 'x' already has checkpoints: pass --resume to continue it"), None)
+    handler(shell, TrainingStopped, TrainingStopped("stopped by SIGTERM at epoch 1: saved /r/last.pt; continue "
+                                                    "with --resume", 143), None)
+    assert shell.shown == [["\x1b[0;31merror: run 'x' already has checkpoints: set resume = True to continue it"
+                            "\x1b[0m"],
+                           ["\x1b[0;31mstopped: stopped by SIGTERM at epoch 1: saved /r/last.pt; continue with "
+                            "resume = True\x1b[0m"]]
+
+
+def test_a_shell_that_cannot_send_an_error_gets_the_line_on_stderr(capsys):
+    show_one_line(object(), UserError, UserError("lower --batch-size"), None)
+    assert capsys.readouterr().err == "error: lower batch_size\n"
 
 
 def test_outside_a_kernel_nothing_speaks_as_a_notebook():

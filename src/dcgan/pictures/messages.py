@@ -1,14 +1,18 @@
-"""A message in the caller's words. The package's messages name the command line's flags (`--resume`,
-`--batch-size`); a notebook's parameters cell and a Python caller name the same settings as TrainConfig's fields
-(`resume = True`, `batch_size`), so `in_parameter_words` turns one into the other for them."""
+"""The package's messages as a notebook shows them. A message names the command line's flags (`--resume`,
+`--batch-size`); a notebook's parameters cell names the same settings as TrainConfig's fields (`resume = True`,
+`batch_size`), so `in_parameter_words` turns one into the other. `%load_ext dcgan` (load_ipython_extension) shows
+a mistake or a stop raised in a cell as one such line instead of a traceback through the package."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import sys
+from typing import Any
 
-from .config import CHOICES, PARTS, TrainConfig
-from .registry import DATASETS
+from ..config import CHOICES, PARTS, TrainConfig
+from ..errors import TrainingStopped, UserError
+from ..registry import DATASETS
 
 # --flag, --no-flag, optionally followed by a value (a number, or a name written in lower case: fp32, wgan-gp)
 FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: (-?[0-9][0-9.e+-]*|[a-z][a-z0-9_-]*))?")
@@ -56,10 +60,20 @@ def names_a_value(name: str, default: object, value: str) -> bool:
     return value in CHOICES.get(name, ()) or (registry is not None and value in registry.names)
 
 
-def in_notebook() -> bool:
-    """Whether this process is a Jupyter kernel (what tqdm.auto asks too): its caller is a notebook's cell."""
-    import sys
 
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and "IPKernelApp" in shell.config
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext dcgan`: a UserError (a mistake the parameters can fix) or a TrainingStopped (a signal, non-finite
+    losses) raised in a cell shows as one line naming the parameters. The cell still fails, so Run All stops
+    there; every other error keeps its traceback."""
+    ipython.set_custom_exc((UserError, TrainingStopped), show_one_line)
+
+
+def show_one_line(shell: Any, kind: type, error: BaseException, traceback: Any, tb_offset: int | None = None) -> None:
+    """IPython's handler of the package's errors: one line, as the cell's error output (where the shell can send
+    one), else on stderr."""
+    line = f"{'error' if isinstance(error, UserError) else 'stopped'}: {in_parameter_words(str(error))}"
+    send = getattr(shell, "_showtraceback", None)  # how IPython sends a cell's error (a traceback of one line)
+    if send is not None:
+        send(kind, error, [f"\x1b[0;31m{line}\x1b[0m"])
+    else:
+        print(line, file=sys.stderr)
