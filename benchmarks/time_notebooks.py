@@ -31,7 +31,7 @@ def main() -> None:
     import papermill
 
     folders = {name: str(args.root / name.removesuffix("_dir")) for name in FOLDERS}
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__} "
+    print(f"machine: {processor()}, {os.cpu_count()} cores; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads by default); Python {sys.version.split()[0]}", flush=True)
     print("| notebook | seconds | load average before |\n|---|---:|---:|", flush=True)
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
@@ -42,6 +42,17 @@ def main() -> None:
         papermill.execute_notebook(str(path), str(args.root / f"executed-{path.name}"), parameters=folders,
                                    kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
         print(f"| `{path.stem}` | {time.perf_counter() - start:.1f} | {load:.2f} |", flush=True)
+
+
+def processor() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -105,3 +105,14 @@ def test_the_gpu_check_runs_every_check_small_on_the_cpu(tmp_path, tiny_classifi
     assert out.stdout.count("| skipped: needs a CUDA GPU (pytest -m cuda there) |  |") == len(GRAPHED_VARIANTS)
     assert "exit 143: 'stopped by SIGTERM at epoch 2" in out.stdout
     assert re.search(r"^GPU check: \d{4}-\d\d-\d\d, CPU, torch \S+, torchvision \S+", out.stdout, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_the_notebook_timer_runs_a_notebook_with_its_defaults_into_a_fresh_root(tmp_path, fashion_mnist_available):
+    pytest.importorskip("papermill")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "time_notebooks.py"), "--root", str(tmp_path),
+                          "--only", "01"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^machine: .+, \d+ cores; torch .+ \(\d+ threads by default\)", out.stdout, re.M)
+    assert re.search(r"^\| `01_explore_data` \| \d+\.\d \| \d+\.\d\d \|$", out.stdout, re.M)
+    assert (tmp_path / "executed-01_explore_data.ipynb").is_file() and list((tmp_path / "data").rglob("*.u8"))

@@ -148,7 +148,7 @@ def test_notebook_02_renders_its_epochs_in_a_real_browser(lab, browser, tmp_path
               if os.environ.get("DCGAN_SCREENSHOTS") else dict(limit=640, ngf=16, ndf=16, log_every=5))
     name = notebook_02(root, "02_train_dcgan.ipynb", image_size=32, epochs=2, batch_size=64, run="browser",
                        device="cpu", **recipe)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = browser.new_page(viewport={"width": 1280, "height": 2000})  # tall enough for the training cell's outputs
     open_and_run_all(page, url(name))
 
     assert page.locator(ERROR_BOXES).count() == 0  # no red box anywhere

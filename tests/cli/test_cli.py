@@ -1,6 +1,8 @@
 """The command line, end to end on synthetic data, and every user mistake as one line with exit code 2."""
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -119,3 +121,17 @@ def test_errors_from_the_real_entry_point_carry_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: image folder") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_each_epoch_is_one_line_in_a_terminal_too(tmp_path):
+    """The epoch's bar (on stderr) is cleared when the epoch ends: what stays on screen is the epoch's line."""
+    flags = [str(value) for value in tiny_run_flags(tmp_path, "lines") if value != "--no-progress"]
+    out = subprocess.run([sys.executable, "-m", "dcgan", "train", *flags, "--epochs", "2", "--progress"],
+                         capture_output=True)  # bytes: text mode would turn the bar's carriage returns into lines
+    assert out.returncode == 0, out.stderr
+    stdout, stderr = out.stdout.decode(), out.stderr.decode()
+    for epoch in (1, 2):
+        assert sum(line.startswith(f"epoch {epoch}/2: loss_D") for line in stdout.splitlines()) == 1
+    assert "epoch 1/2:" in stderr and "epoch 2/2:" in stderr  # the bars ran...
+    on_screen = [line.rsplit("\r", 1)[-1] for line in stderr.split("\n")]  # what a terminal keeps of each line
+    assert not [line for line in on_screen if line.startswith("epoch ")]  # ...and were cleared at the epoch's end

@@ -62,6 +62,9 @@ def test_every_setting_has_its_parameter_word():
 def test_a_stop_by_sigint_reads_as_the_interrupt_button():
     assert in_parameter_words("stopped by SIGINT at epoch 2: saved /r/last.pt; continue with --resume") == \
         "stopped by the interrupt (■) at epoch 2: saved /r/last.pt; continue with resume = True"
+    assert in_parameter_words("stopped by SIGINT while the run was starting: the run's files are as they were; run "
+                              "the command again") == ("stopped by the interrupt (■) while the run was starting: the "
+                                                       "run's files are as they were; run the cell again")
 
 
 class Shell:

@@ -46,6 +46,7 @@ def in_parameter_words(message: str) -> str:
 
     message = VERB.sub(lambda verb: "set ", message)
     message = FLAG.sub(spoken, message)
+    message = message.replace("run the command again", "run the cell again")
     return re.sub(r"\bby (SIGINT|SIGTERM)\b", lambda m: f"by {SIGNALS[m.group(1)]}", message)
 
 
