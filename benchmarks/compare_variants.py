@@ -65,8 +65,8 @@ def main() -> None:
         print(f"  {common} --run {args.run}-{name} {flags_for(VARIANTS[name])}".rstrip())
     print(f"\nfigure: {save_figure(variants_figure(rows), Path(args.out))}")
     if args.json:
-        Path(args.json).write_text(json.dumps([{k: v for k, v in row.items() if k != "images"} for row in rows],
-                                              indent=2) + "\n")
+        kept = [{k: str(v) if isinstance(v, Path) else v for k, v in row.items() if k != "images"} for row in rows]
+        Path(args.json).write_text(json.dumps(kept, indent=2) + "\n")  # (the last grid's path as text)
 
 
 if __name__ == "__main__":
