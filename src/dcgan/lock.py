@@ -1,9 +1,11 @@
-"""One process trains a run at a time: a lock file in the run's checkpoints folder.
+"""One process trains a run at a time, and a run owns every folder it writes: a lock file in each (checkpoints/<run>/
+and samples/<run>/), so that two runs of the same name with one of the two folders in common never both train.
 
-The lock is an exclusive `flock` on checkpoints/<run>/train.lock, taken without waiting; the file records the
+The lock is an exclusive `flock` on <folder>/train.lock, taken without waiting; the file records the
 owner's PID, host and start time. The kernel drops a flock when its process ends, however it ends (SIGKILL and
 power loss included): a lock file that nobody holds was left by a process that died, and the next run takes it
-over with a note. A second process finds the flock held and stops with one line naming the owner. Under torchrun
+over with a note. A second process finds the flock held and stops with one line naming the owner and the folder.
+A lock whose record cannot be written (a full disk) is removed again, and the run stops in one line. Under torchrun
 rank 0 holds the lock for every rank. Readers (sample, evaluate, nearest) take no lock: every file is replaced
 atomically, so they never see a half-written one.
 """
@@ -54,14 +56,20 @@ class RunLock:
                 owner = read_record(fd)
                 os.close(fd)
                 raise UserError(f"run '{self.run}' is being trained by process {owner.get('pid', '?')}"
-                                f"{describe_owner(owner)}: wait for it to end or stop it, or choose another --run "
-                                "name (two processes would mix their files)") from None
+                                f"{describe_owner(owner)}, which writes into {self.path.parent}: wait for it to end "
+                                "or stop it, or choose another --run name or folder (two processes would mix their "
+                                "files)") from None
             if not names_same_file(self.path, fd):  # the owner removed it while we waited: take the new one
                 os.close(fd)
                 continue
             self.fd = fd
         previous = read_record(self.fd)
-        write_record(self.fd)
+        try:
+            write_record(self.fd)
+        except OSError as error:  # a full disk, say: nothing of the lock is left behind
+            self.release()
+            raise WriteError(f"cannot write the run's lock {self.path} ({error.strerror or first_line(error)}): "
+                             f"{what_to_do(error, self.path)}, then run again") from None
         if previous.get("pid") and (previous.get("pid"), previous.get("host")) != (os.getpid(), socket.gethostname()):
             return (f"note: run '{self.run}' was locked by process {previous['pid']}{describe_owner(previous)}, "
                     "which ended without releasing it; taking the lock over")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +74,61 @@ def test_a_lock_held_elsewhere_refuses_the_run_before_anything_is_written(small_
         assert sorted(path.name for path in (tmp_path / "checkpoints" / "test").iterdir()) == [LOCK_NAME]
     assert not (tmp_path / "samples" / "test").exists()
     train(small_config(epochs=1), log=lambda line: None)  # released: the run starts
+
+
+def test_two_runs_sharing_a_samples_folder_never_train_at_once(tmp_path):
+    """The same run name, two --checkpoints-dir, one --samples-dir: the second is refused in one line naming the
+    samples folder, and the first's grids and GIF are its own."""
+    samples = tmp_path / "samples" / "shared"
+    first = dcgan(*run_flags(tmp_path, "shared", seed=1, epochs=400))
+    try:
+        wait_for(lambda: (tmp_path / "checkpoints" / "shared" / "last.pt").is_file())
+        flags = run_flags(tmp_path, "shared", seed=2, epochs=2)
+        flags[flags.index("--checkpoints-dir") + 1] = str(tmp_path / "other-checkpoints")
+        second = dcgan(*flags)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 2 and stderr.count("\n") == 1, stderr
+        assert f"is being trained by process {first.pid} since " in stderr
+        assert f", which writes into {samples}:" in stderr
+        assert not (tmp_path / "other-checkpoints" / "shared").exists()  # nothing of the second run was written
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert not (samples / LOCK_NAME).exists()  # released on the way out, both folders
+    assert not (tmp_path / "checkpoints" / "shared" / LOCK_NAME).exists()
+
+
+def test_a_samples_folder_held_by_another_refuses_the_run_and_releases_the_checkpoints_lock(small_config, tmp_path):
+    with RunLock(tmp_path / "samples" / "test", "test"):
+        with pytest.raises(UserError, match=rf"process {os.getpid()} since .*, which writes into "
+                                            rf"{re.escape(str(tmp_path / 'samples' / 'test'))}:"):
+            train(small_config(), log=lambda line: None)
+    assert not (tmp_path / "checkpoints" / "test").exists()  # the lock it took first is gone, and its folder
+    train(small_config(epochs=1), log=lambda line: None)
+
+
+def test_a_full_disk_when_the_lock_is_written_is_one_line_and_leaves_no_lock(small_config, tmp_path, monkeypatch):
+    import errno
+
+    from dcgan import lock as lock_module
+    from dcgan.files import WriteError
+
+    train(small_config(epochs=1), log=lambda line: None)
+    last = tmp_path / "checkpoints" / "test" / "last.pt"
+    before = last.read_bytes()
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock_module.os, "pwrite", full)
+    with pytest.raises(WriteError) as refused:
+        train(small_config(epochs=2, resume=True), log=lambda line: None)
+    message = str(refused.value)
+    assert "\n" not in message and f"cannot write the run's lock {last.parent / LOCK_NAME}" in message
+    assert "No space left on device" in message and "free some disk space" in message
+    assert not (last.parent / LOCK_NAME).exists() and last.read_bytes() == before  # nothing left, nothing lost
+    monkeypatch.undo()
+    train(small_config(epochs=2, resume=True), log=lambda line: None)  # space again: the run goes on
 
 
 def test_the_lock_of_a_process_that_died_is_taken_over_with_a_note(small_config, tmp_path):

@@ -57,16 +57,33 @@ Log = Callable[[str], None]
 
 @contextlib.contextmanager
 def owning_run(cfg: TrainConfig, world: World, device: torch.device, log: Log) -> Iterator[None]:
-    """Hold the run's lock for the block: rank 0 takes it for every rank, and when another process owns the run,
-    every rank stops."""
+    """Hold the run's locks for the block, one in each folder it writes (checkpoints, then samples): rank 0 takes
+    them for every rank, and when another process owns either folder, every rank stops."""
     paths = paths_of(cfg)
-    lock = RunLock(paths.checkpoints, paths.name)
-    note = world.on_main(lock.acquire, device)
+    locks = [RunLock(paths.checkpoints, paths.name), RunLock(paths.samples, paths.name)]
+
+    def acquire_all() -> str:
+        notes = []
+        try:
+            for lock in locks:
+                notes.append(lock.acquire())
+        except BaseException:
+            release_all(locks)
+            raise
+        return "\n".join(note for note in notes if note)
+
+    note = world.on_main(acquire_all, device)
     if note:
         log(note)
     try:
         yield
     finally:
+        release_all(locks)
+
+
+def release_all(locks: list[RunLock]) -> None:
+    """Release the locks taken, last first."""
+    for lock in reversed(locks):
         lock.release()
 
 
