@@ -125,13 +125,54 @@ def test_sigkill_during_a_save_leaves_the_previous_last_pt_loadable(small_config
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     folder = tmp_path / "checkpoints" / "killed"
-    leftovers = list(folder.glob(".epoch_002.pt.*.tmp"))
+    leftovers = list(folder.glob(".*.pt.*.tmp"))
     assert leftovers, "the kill did not land inside the save"
     saved = load_checkpoint(folder / "last.pt")
     assert (saved["epoch"], saved["step"]) == (1, 4)  # the epoch-1 checkpoint, whole
 
     resumed = train(small_config(run="killed", epochs=3, resume=True), log=quiet)
     assert resumed.step == 12 and not list(folder.glob(".*.tmp"))  # the stale temporary file is cleaned up
+
+
+KILL_BETWEEN_TWO_WRITES = textwrap.dedent("""
+    import os, signal, sys
+    import dcgan.training.state
+    from dcgan import TrainConfig, train
+
+    def kill_instead(first, path):  # the first file of the save is written: die before the second
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    dcgan.training.state.atomic_link = kill_instead
+    root = sys.argv[1]
+    train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=128, epochs=3,
+                      run="cut", data_dir=root + "/data", samples_dir=root + "/samples",
+                      checkpoints_dir=root + "/checkpoints", progress=False, device="cpu"))
+""")
+
+
+def test_a_kill_between_the_two_files_of_a_save_leaves_a_run_that_resumes(small_config, tmp_path):
+    script = tmp_path / "kill_between.py"
+    script.write_text(KILL_BETWEEN_TWO_WRITES)
+    child = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    folder = tmp_path / "checkpoints" / "cut"
+    assert load_checkpoint(folder / "last.pt")["epoch"] == 1  # the save's first file is the one resume reads
+    lines = []
+    resumed = train(small_config(run="cut", epochs=3, resume=True), log=lines.append)
+    assert resumed.epoch == 3 and any("resuming from" in line and "last.pt at epoch 1" in line for line in lines)
+
+
+def test_a_run_whose_last_pt_is_lost_resumes_from_its_newest_whole_epoch_and_says_so(small_config, tmp_path):
+    train(small_config(epochs=3), log=quiet)
+    folder = tmp_path / "checkpoints" / "test"
+    (folder / "last.pt").unlink()
+    (folder / "epoch_003.pt").write_bytes((folder / "epoch_003.pt").read_bytes()[:1000])  # and the newest cut short
+    lines = []
+    resumed = train(small_config(epochs=4, resume=True), log=lines.append)
+    [said] = [line for line in lines if line.startswith("resuming from")]
+    assert said.startswith(f"resuming from {folder / 'epoch_002.pt'} at epoch 2")
+    assert "last.pt is missing" in said and "epoch_002.pt is the newest whole checkpoint" in said
+    assert resumed.epoch == 4 and load_checkpoint(folder / "last.pt")["epoch"] == 4
 
 
 def failing_fsync(number):
@@ -155,7 +196,7 @@ def test_a_full_disk_or_read_only_folder_is_a_clear_error_and_keeps_the_last_che
     with pytest.raises(WriteError) as error:
         train(small_config(epochs=2, resume=True), log=quiet)
     advice = "free some disk space" if number == errno.ENOSPC else f"make {last.parent} writable, or write elsewhere"
-    assert str(error.value) == (f"cannot write {tmp_path / 'checkpoints' / 'test' / 'epoch_002.pt'} "
+    assert str(error.value) == (f"cannot write {last} "
                                 f"({os.strerror(number)}): the file there before is left intact; {advice}; then "
                                 "continue the run with --resume")
     assert last.read_bytes() == before and load_checkpoint(last)["epoch"] == 1

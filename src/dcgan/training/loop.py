@@ -244,7 +244,7 @@ def end_epoch(state: TrainState, log: Callable[[str], None]) -> dict:
     progress.epoch_rng = progress.data_rng.get_state()
     world.average_buffers(*state.nets.modules())  # for the grid and the evaluation too
     world.on_main(lambda: state.save_epoch_grid(epoch), setup.device)
-    targets = [paths.epoch_checkpoint(epoch), paths.last_checkpoint]
+    targets = [paths.last_checkpoint, paths.epoch_checkpoint(epoch)]  # last.pt first: a kill between keeps it
     if cfg.eval_every and epoch % cfg.eval_every == 0:
         measured = world.on_main(lambda: measure_epoch(state, log), setup.device) or {}
         row.update(measured)

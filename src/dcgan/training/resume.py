@@ -23,8 +23,7 @@ def resume_request(cfg: TrainConfig, paths: RunPaths, parts: Parts, world: World
                    flags: Collection[str] | None) -> tuple[TrainConfig, dict, Path]:
     """(the run's settings, its checkpoint, the checkpoint's path): the request over the saved settings (`flags`:
     see TrainConfig.over_saved), checked against the checkpoint's networks and parts."""
-    path = paths.checkpoint_file(cfg.checkpoint)
-    payload, saved = load_checked(path)  # (its config validated there, once)
+    payload, saved, path = checkpoint_to_resume(paths, cfg.checkpoint)
     parts.check_resumable(saved, payload, path)
     cfg = parts.named(cfg.over_saved(saved, flags)).validate()
     check_architecture(saved, cfg, path)
@@ -35,6 +34,21 @@ def resume_request(cfg: TrainConfig, paths: RunPaths, parts: Parts, world: World
         raise UserError(f"{path} already holds {payload['epoch']} epochs: pass --epochs above "
                         f"{payload['epoch']} to train further")
     return cfg, payload, path
+
+
+def checkpoint_to_resume(paths: RunPaths, explicit: str) -> tuple[dict, TrainConfig, Path]:
+    """(payload, its config, its path): the checkpoint named, else last.pt, else (last.pt lost, say by a kill
+    between the two files of one save) the newest epoch checkpoint that loads whole; the path says which."""
+    if explicit or paths.last_checkpoint.exists() or not paths.epoch_checkpoints():
+        path = paths.checkpoint_file(explicit)
+        return (*load_checked(path), path)  # (its config validated there, once)
+    for path in reversed(paths.epoch_checkpoints()):
+        try:
+            return (*load_checked(path), path)
+        except UserError:  # not whole: the one before
+            continue
+    raise UserError(f"no checkpoint of run '{paths.name}' in {paths.checkpoints} loads (last.pt is missing and "
+                    "every epoch_NNN.pt is damaged): start the run again with --overwrite")
 
 
 def load_weights_and_optimizers(nets: Networks, payload: dict, path: Path, cfg: TrainConfig) -> None:

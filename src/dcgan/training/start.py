@@ -148,8 +148,11 @@ def start_run(cfg: TrainConfig, log: Log, world: World | None = None, device: to
     if note:
         log(note)
     if resume_from is not None:
+        lost = "" if resume_from[1] == paths.last_checkpoint or cfg.checkpoint else \
+            f" (its last.pt is missing: a save was cut short; {resume_from[1].name} is the newest whole checkpoint)"
         log(f"resuming from {resume_from[1]} at epoch {progress.epoch}, step {progress.step}"
-            + (f" ({progress.epoch_step} steps into epoch {progress.epoch + 1})" if progress.epoch_step else ""))
+            + (f" ({progress.epoch_step} steps into epoch {progress.epoch + 1})" if progress.epoch_step else "")
+            + lost)
     # 4. a new run's first grids; config.json either way
     world.on_main(lambda: write_first_files(state, fresh=resume_from is None), device)
     return state
