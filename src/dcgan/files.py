@@ -199,19 +199,26 @@ def remove_folder_of_ours(folder: Path) -> None:
     os.rmdir(folder)
 
 
-def read_regular(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`, opened without following a link (and without waiting
-    on a FIFO); UnreadableFile otherwise."""
+def open_regular(path: Path) -> io.BufferedReader:
+    """A regular file opened for binary reading, without following a link (and without waiting on a FIFO);
+    UnreadableFile otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise UnreadableFile("it is a link (dcgan reads the file itself, never through a link)") from None
         raise UnreadableFile(f"it cannot be read ({error.strerror or first_line(error)})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("it is not a regular file")
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise UnreadableFile("it is not a regular file")
+    return handle
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (open_regular); UnreadableFile otherwise."""
+    with open_regular(path) as handle:
+        info = os.fstat(handle.fileno())
         try:
             data = handle.read(max_bytes + 1) if info.st_size <= max_bytes else b""
         except OSError as error:

@@ -9,18 +9,23 @@ Files in the cache folder (data/.cache/ by default), for a key like `fashion-mni
                        the images while a build runs; renamed to <key>.u8 when complete, deleted when the build
                        fails or is interrupted, and, left by a killed build, deleted by the next load on that host
                        once its process has ended
-Later runs check the sizes and checksums, then memory-map the images instead of decoding again; a cache that
-fails a check (a flipped byte, a garbled description, one from before checksums) is rebuilt.
+Later runs check the description whole against what they asked for (source, size, channels, every field's type),
+read the files only when they are regular files of the sizes it implies, check the checksums, then memory-map the
+images instead of decoding again; a cache that fails a check (a flipped byte, a garbled or altered description, a
+file replaced by a link or a FIFO, one from before checksums) is rebuilt, with one line on stderr saying why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import re
 import socket
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +35,15 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import UserError, first_line
-from ..files import atomic_write_bytes, atomic_write_text, process_alive, read_json
+from ..files import (
+    UnreadableFile,
+    atomic_write_bytes,
+    atomic_write_text,
+    open_regular,
+    process_alive,
+    read_json,
+    read_regular,
+)
 from ..paths import root_or_default
 from ..progress import progress_bar
 from .decode import printable, write_decoded
@@ -39,6 +52,13 @@ from .transforms import to_signed
 
 CACHE_FOLDER = ".cache"  # in the data folder (data/ by default)
 MAX_META_BYTES = 1 << 24  # a cache's .json: its shape, checksums and the skipped files counted by reason
+META_FIELDS = {"source", "shape", "labelled", "skipped", "files_seen", "classes", "crc32"}
+MAX_NPY_HEADER_BYTES = 1 << 16  # the .npy header before the labels: about 128 bytes in practice
+
+
+class StaleCache(ValueError):
+    """A cache that is there but unfit to use (not what the run asked for, damaged); the message says why, as a
+    phrase ("its labels file: it is not a regular file")."""
 
 
 @dataclass
@@ -102,9 +122,10 @@ def cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path, Path]:
 # every burst of up to 32 bits and all but 1 in 4 billion other changes. On 200 MB (2-core AMD EPYC, zlib 1.2.13) it
 # ran at 3-4 GB/s (two runs), against 1.9 for sha1, 0.9 for blake2b and 0.75 for md5.
 def crc32_of_file(path: Path, chunk_size: int = 1 << 24) -> int:
-    """The CRC-32 of a file, read in 16 MiB chunks (a cache of gigabytes is never held in memory)."""
+    """The CRC-32 of a regular file (open_regular), read in 16 MiB chunks (a cache of gigabytes is never held in
+    memory)."""
     crc = 0
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(chunk_size):
             crc = zlib.crc32(chunk, crc)
     return crc
@@ -121,29 +142,96 @@ class CrcWriter:
         return self.out.write(data)
 
 
-def load_cached(cache_dir: Path, key: str, verify: bool = True) -> ImageData | None:
-    """The cached data for `key`, or None when it is missing, or (verify) does not match its size or checksums."""
+def load_cached(cache_dir: Path, key: str, source, size: int, channels: int, verify: bool = True
+                ) -> ImageData | None:
+    """The cached data for `key`, None when there is none; StaleCache when one is there but its description is not
+    what the run asked for (check_meta), or its files are not regular files of the sizes and (verify) checksums it
+    gives."""
     images_file, labels_file, meta_file = cache_paths(cache_dir, key)
-    try:
-        meta = read_json(meta_file, MAX_META_BYTES)
-        shape, crc = tuple(meta["shape"]), meta["crc32"]
-        if images_file.stat().st_size != int(np.prod(shape)):
-            return None
-        if verify and crc32_of_file(images_file) != crc["images"]:
-            return None
-        labels = None
-        if meta["labelled"]:
-            raw = labels_file.read_bytes()
-            if verify and zlib.crc32(raw) != crc["labels"]:
-                return None
-            labels = np.load(io.BytesIO(raw))
-            if labels.shape != (shape[0],):
-                return None
-        images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
-        return ImageData(images, labels, meta["source"], images_file, dict(meta["skipped"]), meta["files_seen"],
-                         tuple(meta.get("classes", ())))
-    except (OSError, ValueError, KeyError, TypeError):  # also json that is not the expected dict
+    if not os.path.lexists(meta_file):
         return None
+    with unreadable_as_stale("description"):
+        meta = read_json(meta_file, MAX_META_BYTES)
+    check_meta(meta, source, size, channels)
+    crc = meta["crc32"] if verify else {}
+    images = read_images(images_file, tuple(meta["shape"]), crc.get("images"))
+    labels = None
+    if meta["labelled"]:
+        labels = read_labels(labels_file, meta["shape"][0], len(meta["classes"]), crc.get("labels"))
+    return ImageData(images, labels, meta["source"], images_file, dict(meta["skipped"]), meta["files_seen"],
+                     tuple(meta["classes"]))
+
+
+def check_meta(meta, source, size: int, channels: int) -> None:
+    """Check a cache's description whole: its fields, their types, and the source, size and channels against what
+    the run asked for; StaleCache says what does not fit."""
+    if not isinstance(meta, dict) or set(meta) != META_FIELDS:
+        raise StaleCache(f"its description does not have exactly the fields {', '.join(sorted(META_FIELDS))}")
+    shape, skipped, labelled, crc = meta["shape"], meta["skipped"], meta["labelled"], meta["crc32"]
+    if not (isinstance(shape, list) and len(shape) == 4 and all(map(is_count, shape)) and shape[0] > 0):
+        raise StaleCache("its shape is not four counts")
+    if shape[1:] != [channels, size, size]:
+        raise StaleCache(f"it describes {shape[1]}-channel {shape[2]}x{shape[3]} images, "
+                         f"not the {channels}-channel {size}x{size} ones asked for")
+    if meta["source"] != source.description or meta["classes"] != list(source.classes):
+        raise StaleCache(f"it describes another source than {source.description} or other class names")
+    if not (isinstance(skipped, dict) and all(isinstance(why, str) and is_count(n) for why, n in skipped.items())):
+        raise StaleCache("its skipped files are not counts by reason")
+    if not is_count(meta["files_seen"]) or meta["files_seen"] != shape[0] + sum(skipped.values()):
+        raise StaleCache("its count of files seen is not its images plus its skipped files")
+    if not isinstance(labelled, bool):
+        raise StaleCache("its `labelled` is not true or false")
+    parts = {"images", "labels"} if labelled else {"images"}
+    if not (isinstance(crc, dict) and set(crc) == parts and all(is_count(v) and v < 1 << 32 for v in crc.values())):
+        raise StaleCache("its checksums are missing or malformed")
+
+
+def is_count(value) -> bool:
+    """Whether `value` is a non-negative int (a bool is not)."""
+    return type(value) is int and value >= 0
+
+
+@contextlib.contextmanager
+def unreadable_as_stale(part: str):
+    """Report a file of the cache that cannot be read (a link, a FIFO, too long, not JSON) as StaleCache."""
+    try:
+        yield
+    except (UnreadableFile, OSError) as error:
+        raise StaleCache(f"its {part} file: {first_line(error)}") from None
+
+
+def read_images(path: Path, shape: tuple[int, ...], crc: int | None) -> np.memmap:
+    """The images memory-mapped, once the file is a regular file of exactly the bytes `shape` takes, with checksum
+    `crc` (when given), and still the same file when mapped."""
+    with unreadable_as_stale("images"), open_regular(path) as handle:
+        info = os.fstat(handle.fileno())
+        if info.st_size != math.prod(shape):
+            raise StaleCache(f"its images file is {info.st_size:,} bytes, not the {math.prod(shape):,} its shape takes")
+        if crc is not None and crc32_of_file(path) != crc:
+            raise StaleCache("its images file does not match its checksum")
+        images = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)  # by name: data loader workers map it again
+        if os.path.samestat(info, os.lstat(path)):
+            return images
+    raise StaleCache("its images file was replaced while it was read")
+
+
+def read_labels(path: Path, count: int, class_count: int, crc: int | None) -> np.ndarray:
+    """The labels: a regular .npy file holding exactly `count` int64 class indices, with checksum `crc` (when given)."""
+    with unreadable_as_stale("labels"):
+        raw = read_regular(path, MAX_NPY_HEADER_BYTES + 8 * count)
+    if crc is not None and zlib.crc32(raw) != crc:
+        raise StaleCache("its labels file does not match its checksum")
+    buffer = io.BytesIO(raw)
+    try:
+        labels = np.load(buffer, allow_pickle=False)
+    except (ValueError, EOFError, OSError):
+        raise StaleCache("its labels file is not a .npy array") from None
+    if not isinstance(labels, np.ndarray) or labels.dtype != np.int64 or labels.shape != (count,) \
+            or buffer.tell() != len(raw):
+        raise StaleCache(f"its labels file does not hold exactly {count:,} labels")
+    if labels.min() < 0 or (class_count and labels.max() >= class_count):
+        raise StaleCache("its labels are not class indices")
+    return labels
 
 
 def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:
@@ -187,7 +275,7 @@ def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     meta = {"source": source.description, "shape": [written, channels, size, size], "labelled": labels is not None,
             "skipped": dict(skipped), "files_seen": total, "classes": list(source.classes), "crc32": crc}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))
-    return load_cached(cache_dir, key, verify=False)  # just written and checksummed: not read again
+    return load_cached(cache_dir, key, source, size, channels, verify=False)  # just checksummed: not read again
 
 
 PARTIAL_NAME = re.compile(r"\.u8\.(?:(?P<host>[A-Za-z0-9-]+)\.)?(?P<pid>\d+)\.partial$")
@@ -248,7 +336,13 @@ def load_image_data(data: str, image_size: int, channels: int, data_dir: Path, d
     key = f"{source.cache_stem}-{image_size}px-{channels}ch"
     cache_dir = data_dir / CACHE_FOLDER
     remove_dead_partials(cache_dir)
-    return load_cached(cache_dir, key) or build_cache(source, image_size, channels, cache_dir, key, progress)
+    try:
+        cached = load_cached(cache_dir, key, source, image_size, channels)
+    except StaleCache as problem:
+        print(f"the image cache {printable(cache_paths(cache_dir, key)[2])} is unfit to use ({problem}): "
+              f"decoding {source.description} again", file=sys.stderr, flush=True)
+        cached = None
+    return cached or build_cache(source, image_size, channels, cache_dir, key, progress)
 
 
 def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
