@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,11 +262,28 @@ def reports_mistakes(command: str) -> bool:
     return torchrun_rank() in (None, 0)
 
 
+def check_temporary_folder() -> None:
+    """A one-line UserError when no temporary folder is writable: torch asks for one while it is imported."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError as error:  # "No usable temporary directory found in [...]"
+        tmpdir = os.environ.get("TMPDIR") or "unset"
+        raise UserError(f"no writable temporary folder (TMPDIR={tmpdir}, /tmp, /var/tmp, /usr/tmp and the working "
+                        "directory all fail): set TMPDIR to a writable folder") from error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
+        return 2
+    try:
+        check_temporary_folder()  # before anything imports torch (reports_mistakes included), which needs one
+    except UserError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         if args.command != "train":

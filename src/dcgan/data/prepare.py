@@ -18,11 +18,11 @@ from PIL import Image
 
 from ..checks import check_number
 from ..errors import UserError
-from ..files import atomic_write_bytes, png_bytes
+from ..files import atomic_write_bytes, make_folder, png_bytes
 from ..progress import progress_bar
 from .decode import default_workers, parallel_map, printable, read_image
 from .faces import PACKAGES, Box, face_detector
-from .sources import list_image_files
+from .sources import PATH_MAX, list_image_files
 from .transforms import fit_square, to_channels
 
 
@@ -80,6 +80,24 @@ def output_stem(path: Path, src: Path) -> Path:
     return relative.with_name(f"{name}-{extension}")
 
 
+def make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents one level at a time, from the top (no recursion: any depth)."""
+    missing = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        make_folder(level)
+
+
+def check_output_depth(files: list[Path], src: Path, dst: Path) -> None:
+    """Refuse before any work when the copy of the deepest picture under DST would have a path too long to write."""
+    longest = max(len(bytes(output_stem(path, src))) for path in files)
+    if len(bytes(dst.resolve())) + longest + len("/_000.png") >= PATH_MAX:
+        raise UserError(f"the images under {printable(src)} lie so deep that their copies under DST {printable(dst)} "
+                        f"would exceed the system's path limit of {PATH_MAX:,} bytes: choose a DST with a shorter path")
+
+
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
     if not src.is_dir():
         raise UserError(f"{printable(src)} is not a folder: give the folder of raw pictures as SRC")
@@ -107,6 +125,7 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
     files = list_image_files(source)
     if not files:
         raise UserError(f"no pictures found under {printable(source)}")
+    check_output_depth(files, source, target)
     summary = PrepareSummary()
     job = partial(crops_of, crop_faces=crop_faces, size=size, margin=margin, min_face=min_face)
     for path, (crops, found, too_small, reason) in zip(files, progress_bar(
@@ -120,6 +139,7 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         summary.too_small += too_small
         summary.no_face += bool(crop_faces) and found == 0
         stem = target / output_stem(path, source)
+        make_folders(stem.parent)
         for index, data in enumerate(crops):
             atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
             summary.written += 1

@@ -8,6 +8,7 @@ files, a folder the user downloads, drawn shapes) say where a dataset's files ar
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
@@ -29,6 +30,7 @@ from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 
 SYNTHETIC_COUNT = 2048
+PATH_MAX = 4096  # bytes in a path the system opens, its final NUL included (Linux; shorter elsewhere)
 
 
 def short_hash(text: str) -> str:
@@ -114,13 +116,64 @@ class FolderSource:
 
 
 def list_image_files(root: Path) -> list[Path]:
-    """Every file below `root` with an image extension, sorted. Symlinked folders are not entered (no loops, no
-    duplicates); dangling or looping symlinks and FIFOs are listed, and skipped with a reason when decoding."""
-    found = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        found += [Path(folder) / name for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+    """Every file below `root` with an image extension, sorted, at any depth (an explicit stack of folders, not
+    recursion). Hidden and symlinked folders are not entered (no loops, no duplicates); dangling or looping symlinks
+    and FIFOs are listed, and skipped with a reason when decoding; folders that cannot be read are passed over."""
+    found, folders = [], [str(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, names = folder_entries(folder)
+        except OSError:  # only a path over the system's limit comes here
+            raise path_too_long(root, folder) from None
+        folders += subfolders
+        found += [Path(name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found)
+
+
+def folder_entries(folder: str) -> tuple[list[str], list[str]]:
+    """The paths of a folder's real (not symlinked) visible subfolders and of its other entries; none when the
+    folder cannot be read. Raises OSError (ENAMETOOLONG) when the folder or an entry has a path too long to open."""
+    if len(os.fsencode(folder)) >= PATH_MAX:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), folder)
+    subfolders, others = [], []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if is_real_folder(entry):
+                    if not entry.name.startswith("."):
+                        subfolders.append(entry.path)
+                elif not entry_is_folder(entry):  # a symlink to a folder is neither entered nor listed
+                    others.append(entry.path)
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            raise
+    if any(len(os.fsencode(path)) >= PATH_MAX for path in others):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), folder)
+    return subfolders, others
+
+
+def path_too_long(root: Path, folder: str) -> UserError:
+    """The error for a folder under `root` whose files cannot be opened: their paths exceed the system's limit."""
+    depth = folder.count(os.sep) - str(root).count(os.sep)
+    return UserError(f"{printable(root)} holds folders {depth:,} levels deep whose paths exceed the system's limit "
+                     f"of {PATH_MAX:,} bytes, so their images cannot be opened: move them to a shallower folder")
+
+
+def is_real_folder(entry: os.DirEntry) -> bool:
+    """Whether an entry is a folder itself, not a symlink to one."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def entry_is_folder(entry: os.DirEntry) -> bool:
+    """Whether an entry is a folder or a symlink to one (False when the link dangles or loops)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def file_signature(path: Path) -> str:
