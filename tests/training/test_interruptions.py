@@ -88,6 +88,16 @@ def test_checkpoint_every_steps_bounds_what_a_crash_loses(small_config, tmp_path
     assert_same_training_state(straight, resumed)
 
 
+def train_in_child(run: str) -> str:
+    """The end of a child script: train a tiny 3-epoch run named `run` in the folder given as its argument."""
+    return textwrap.dedent(f"""
+        root = sys.argv[1]
+        train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=128, epochs=3,
+                          run={run!r}, data_dir=root + "/data", samples_dir=root + "/samples",
+                          checkpoints_dir=root + "/checkpoints", progress=False, device="cpu"))
+    """)
+
+
 KILL_DURING_SAVE = textwrap.dedent("""
     import sys, time
     import dcgan.files
@@ -95,7 +105,7 @@ KILL_DURING_SAVE = textwrap.dedent("""
 
     real_fsync, saves = dcgan.files.os.fsync, []
 
-    def slow_fsync(fd):  # the second epoch's checkpoint is being written (last.pt follows it): hang until killed
+    def slow_fsync(fd):  # the second epoch's last.pt is being written (its epoch file follows): hang until killed
         name = dcgan.files.os.readlink(f"/proc/self/fd/{fd}")
         if ".pt." in name:
             saves.append(name)
@@ -105,11 +115,7 @@ KILL_DURING_SAVE = textwrap.dedent("""
         real_fsync(fd)
 
     dcgan.files.os.fsync = slow_fsync
-    root = sys.argv[1]
-    train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=128, epochs=3,
-                      run="killed", data_dir=root + "/data", samples_dir=root + "/samples",
-                      checkpoints_dir=root + "/checkpoints", progress=False, device="cpu"))
-""")
+""") + train_in_child("killed")
 
 
 def test_sigkill_during_a_save_leaves_the_previous_last_pt_loadable(small_config, tmp_path):
@@ -143,11 +149,7 @@ KILL_BETWEEN_TWO_WRITES = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     dcgan.training.state.atomic_link = kill_instead
-    root = sys.argv[1]
-    train(TrainConfig(data="synthetic", image_size=32, ngf=8, ndf=8, nz=16, batch_size=32, limit=128, epochs=3,
-                      run="cut", data_dir=root + "/data", samples_dir=root + "/samples",
-                      checkpoints_dir=root + "/checkpoints", progress=False, device="cpu"))
-""")
+""") + train_in_child("cut")
 
 
 def test_a_kill_between_the_two_files_of_a_save_leaves_a_run_that_resumes(small_config, tmp_path):
