@@ -67,10 +67,21 @@ def atomic_link(source: Path, path: Path) -> bool:
 def make_folder(folder: Path) -> None:
     """Create `folder` and its parents when missing; a WriteError saying what is wrong with the path."""
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        make_folders(Path(folder))
     except OSError as error:
         raise WriteError(f"cannot create the folder {folder} ({error.strerror or first_line(error)}): "
                          f"{what_to_do(error, Path(folder) / 'x')}") from None
+
+
+def make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents one level at a time from the top, without recursion (Path.mkdir's
+    parents=True recurses once per level: a tree 1,100 folders deep would exhaust the stack); OSError as mkdir."""
+    missing = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        level.mkdir(exist_ok=True)
 
 
 def what_to_do(error: OSError, path: Path) -> str:
@@ -91,7 +102,7 @@ def what_to_do(error: OSError, path: Path) -> str:
 def write_then_rename(path: Path, data: bytes) -> None:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions

@@ -93,9 +93,10 @@ class ImageData:
             line += f"; skipped {sum(self.skipped.values()):,} of {self.files_seen:,} files: {reasons}"
         return line
 
-    def sample(self, count: int, seed: int = 0) -> torch.Tensor:
-        """`count` different images drawn at random (repeatably for a seed), as floats in [-1, 1]."""
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
+    def sample(self, count: int, seed: int = 0, skip: int = 0) -> torch.Tensor:
+        """`count` different images drawn at random (repeatably for a seed), as floats in [-1, 1]; `skip`: after
+        the first `skip` of the same random order (none of them again)."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[skip:skip + count]
         return to_signed(torch.from_numpy(self.images[np.sort(order.numpy())]))
 
     def head(self, count: int) -> ImageData:
@@ -345,8 +346,9 @@ def load_image_data(data: str, image_size: int, channels: int, data_dir: Path, d
     return cached or build_cache(source, image_size, channels, cache_dir, key, progress)
 
 
-def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
-    """`count` random real images of the dataset a run trained on, prepared as it was: floats in [-1, 1]."""
+def real_images_for(cfg: TrainConfig, count: int, seed: int = 0, data_dir: str = "", skip: int = 0) -> torch.Tensor:
+    """`count` random real images of the dataset a run trained on, prepared as it was: floats in [-1, 1]; `skip`:
+    after the first `skip` that the same seed draws (fewer where the dataset runs out)."""
     data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
                            cfg.download, progress=False)
-    return data.sample(min(count, len(data)), seed)
+    return data.sample(min(count, len(data)), seed, skip)

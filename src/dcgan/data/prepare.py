@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..checks import check_number
 from ..errors import UserError
-from ..files import atomic_write_bytes, make_folder, png_bytes
+from ..files import atomic_write_bytes, png_bytes
 from ..progress import progress_bar
 from .decode import default_workers, parallel_map, printable, read_image
 from .faces import PACKAGES, Box, face_detector
@@ -80,16 +80,6 @@ def output_stem(path: Path, src: Path) -> Path:
     return relative.with_name(f"{name}-{extension}")
 
 
-def make_folders(folder: Path) -> None:
-    """Create `folder` and its missing parents one level at a time, from the top (no recursion: any depth)."""
-    missing = []
-    while not folder.is_dir() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    for level in reversed(missing):
-        make_folder(level)
-
-
 def check_output_depth(files: list[Path], src: Path, dst: Path) -> None:
     """Refuse before any work when the copy of the deepest picture under DST would have a path too long to write."""
     longest = max(len(bytes(output_stem(path, src))) for path in files)
@@ -139,7 +129,6 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         summary.too_small += too_small
         summary.no_face += bool(crop_faces) and found == 0
         stem = target / output_stem(path, source)
-        make_folders(stem.parent)
         for index, data in enumerate(crops):
             atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
             summary.written += 1

@@ -10,14 +10,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data.cache import load_image_data, real_images_for
+from ..data.cache import real_images_for
 from ..data.datasets import classifier_names, has_classifier
 from ..data.sources import named
-from ..data.transforms import to_signed
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..paths import eval_result_path, root_or_default
@@ -89,10 +87,7 @@ def compare_features(real: torch.Tensor, fake: torch.Tensor, metrics: list[str] 
 def other_real_images(cfg, n: int, seed: int = 0, data_dir: str = "") -> torch.Tensor:
     """Up to `n` real images of the run's dataset, none of them among the `n` that real_images_for(cfg, n, seed)
     draws: the next ones of the same random order (fewer where the dataset has fewer than 2n)."""
-    data = load_image_data(cfg.data, cfg.image_size, cfg.channels, root_or_default(data_dir or cfg.data_dir, "data"),
-                           cfg.download, progress=False)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[n:2 * n]
-    return to_signed(torch.from_numpy(data.images[np.sort(order.numpy())]))
+    return real_images_for(cfg, n, seed, data_dir, skip=n)
 
 
 class Evaluator:

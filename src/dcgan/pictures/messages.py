@@ -61,7 +61,6 @@ def names_a_value(name: str, default: object, value: str) -> bool:
     return value in CHOICES.get(name, ()) or (registry is not None and value in registry.names)
 
 
-
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext dcgan`: a UserError (a mistake the parameters can fix) or a TrainingStopped (a signal, non-finite
     losses) raised in a cell shows as one line naming the parameters. The cell still fails, so Run All stops

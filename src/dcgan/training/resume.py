@@ -39,10 +39,11 @@ def resume_request(cfg: TrainConfig, paths: RunPaths, parts: Parts, world: World
 def checkpoint_to_resume(paths: RunPaths, explicit: str) -> tuple[dict, TrainConfig, Path]:
     """(payload, its config, its path): the checkpoint named, else last.pt, else (last.pt lost, say by a kill
     between the two files of one save) the newest epoch checkpoint that loads whole; the path says which."""
-    if explicit or paths.last_checkpoint.exists() or not paths.epoch_checkpoints():
+    epochs = [] if explicit or paths.last_checkpoint.exists() else paths.epoch_checkpoints()
+    if not epochs:
         path = paths.checkpoint_file(explicit)
         return (*load_checked(path), path)  # (its config validated there, once)
-    for path in reversed(paths.epoch_checkpoints()):
+    for path in reversed(epochs):
         try:
             return (*load_checked(path), path)
         except UserError:  # not whole: the one before
