@@ -14,6 +14,8 @@ from .errors import SettingError
 
 RUN_NAME = re.compile(r"\w[\w.-]*")  # letters (any script), digits, _, then also . and -
 RUN_NAME_MAX = 100  # characters; the folder name stays far below the file system's 255 bytes
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS, Windows)
+PATH_MAX = 4096  # bytes in a path the system opens, its final NUL included (Linux; shorter elsewhere)
 
 
 def check_number(setting: str, value: float, low: float, high: float | None = None, flag: str = "") -> None:
@@ -47,11 +49,26 @@ def check_run_name(run: str, flag: str = "--run") -> None:
                            f"digits, '-', '_' or '.', starting with a letter or digit ({flag})")
 
 
+def check_path(flag: str, value: str) -> None:
+    """A path the user gave is one the system can open: no name in it longer than NAME_MAX bytes, the whole
+    shorter than PATH_MAX (the system refuses both, and Python's is_dir() and exists() then raise)."""
+    raw = os.fsencode(os.path.expanduser(value))
+    longest = max(len(name) for name in raw.split(b"/"))
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if longest > NAME_MAX:
+        raise SettingError(setting_of(flag), f"{flag} {shown} holds a name of {longest:,} bytes, longer than the "
+                           f"{NAME_MAX} a file system allows: choose a shorter name")
+    if len(raw) >= PATH_MAX:
+        raise SettingError(setting_of(flag), f"{flag} {shown} is {len(raw):,} bytes long, beyond the system's path "
+                           f"limit of {PATH_MAX:,}: choose a shorter path")
+
+
 def check_folder(flag: str, value: str, writes: bool = False) -> None:
     """A folder setting names a folder, or a path where one can be made: not a file, nor anything under a file;
     with `writes`, where this process can write (not a read-only mount)."""
     if not value:
         return
+    check_path(flag, value)
     path = Path(value).expanduser()
     setting = setting_of(flag)
     existing = next(folder for folder in (path, *path.parents) if folder.exists())  # "/" at the latest
@@ -63,11 +80,15 @@ def check_folder(flag: str, value: str, writes: bool = False) -> None:
                            "name a folder you can write, or make it writable")
 
 
-def check_places(settings: Any, names: tuple[str, ...]) -> None:
-    """The folder settings `names` (config.fields_with("place", "folder"): --data-dir, --samples-dir, ...) that
-    `settings` (a TrainConfig, or a command's parsed flags) has, before anything is written."""
-    for name in names:
+def check_places(settings: Any, folders: tuple[str, ...], files: tuple[str, ...] = ()) -> None:
+    """The folder settings `folders` (config.fields_with("place", "folder"): --data-dir, --samples-dir, ...) and
+    file settings `files` (--checkpoint, ...) that `settings` (a TrainConfig, or a command's parsed flags) has,
+    before anything is read or written."""
+    for name in folders:
         check_folder(f"--{name.replace('_', '-')}", getattr(settings, name, ""))
+    for name in files:
+        if getattr(settings, name, ""):
+            check_path(f"--{name.replace('_', '-')}", getattr(settings, name))
 
 
 def check_run_folders(run_folders: dict[str, Path], protected: dict[str, Path]) -> None:

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checks import check_number, check_places
+from .checks import check_number, check_path, check_places
 from .config import TrainConfig, fields_with, flag, help_of, preset_settings
-from .errors import TrainingStopped, UserError, first_line, out_of_memory
+from .errors import TrainingStopped, UserError, first_line, out_of_memory, tells_mistakes
 from .presets import PRESETS
 from .registry import WEIGHTS
 
@@ -191,7 +191,9 @@ def check_command_flags(args: argparse.Namespace) -> None:
     RunReference's)."""
     for name, (low, high) in COMMAND_LIMITS.get(args.command, {}).items():
         check_number(name, getattr(args, name), low, high)
-    check_places(args, fields_with("place", "folder"))
+    check_places(args, fields_with("place", "folder"), fields_with("place", "file"))
+    if getattr(args, "out", None):
+        check_path("--out", args.out)
     if args.command == "sample" and args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder: name the PNG file to write, e.g. {Path(args.out) / 'grid.png'}")
 
@@ -252,16 +254,6 @@ def run_sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} images from {reference.shown} to {out}")
 
 
-def reports_mistakes(command: str) -> bool:
-    """Whether this process prints a mistake: every process meets it, so among the processes torchrun started
-    for a train only rank 0 does; other commands are never distributed, whatever the environment says."""
-    if command != "train":
-        return True
-    from .training.distributed import torchrun_rank
-
-    return torchrun_rank() in (None, 0)
-
-
 def check_temporary_folder() -> None:
     """A one-line UserError when no temporary folder is writable: torch asks for one while it is imported."""
     try:
@@ -279,11 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        check_temporary_folder()  # before anything imports torch (reports_mistakes included), which needs one
+        check_temporary_folder()  # before anything imports torch, which needs one
     except UserError as error:
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        if tells_mistakes(args.command):
+            print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         if args.command != "train":
@@ -304,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         if args.debug:
             raise
-        if reports_mistakes(args.command):
+        if tells_mistakes(args.command):
             print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingStopped as stop:  # a signal or non-finite losses: the message says what was saved

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from .checks import check_number, check_run_name, shown_number
+from .checks import check_number, check_path, check_run_name, shown_number
 from .errors import SettingError, UserError
 from .presets import PRESETS
 from .registry import DATASETS, DISCRIMINATORS, GENERATORS, LOSSES, METRICS, REGISTERED_NAME, is_object_name
@@ -165,6 +165,7 @@ class TrainConfig:
             check_number("eval_n", self.eval_n, 2, limits_of("eval_n")[1])
         if not self.data.strip():
             raise SettingError("data", f"--data is empty: name a dataset ({DATASETS.listed()}) or a folder of images")
+        check_path("--data", self.data)
         for name in self.metrics():
             METRICS.check(name)
         if "fid" not in self.metrics():

@@ -1,6 +1,11 @@
 """The errors shown as one line without a traceback: user mistakes (exit code 2) and early stops. The CLI prints
 their message, which names its flags; a notebook shows it as one line in its parameters' words (`%load_ext dcgan`,
-pictures/messages.py)."""
+pictures/messages.py). Under torchrun every process meets the same mistake, and only the first tells it
+(tells_mistakes, which imports nothing: it answers before torch is imported)."""
+
+import os
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what joining a process group reads
 
 
 class UserError(Exception):
@@ -45,3 +50,18 @@ def out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory"))
+
+
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun (or a launcher like it) started it: all of its variables set, RANK a
+    whole number below WORLD_SIZE. None otherwise (nothing checked, nothing raised)."""
+    if not all(name in os.environ for name in TORCHRUN_VARIABLES):
+        return None
+    rank, size = os.environ["RANK"], os.environ["WORLD_SIZE"]
+    return int(rank) if rank.isdigit() and size.isdigit() and int(rank) < int(size) else None
+
+
+def tells_mistakes(command: str) -> bool:
+    """Whether this process prints a mistake: among the processes torchrun started for a train only rank 0 does;
+    other commands are never distributed, whatever the environment says."""
+    return command != "train" or torchrun_rank() in (None, 0)

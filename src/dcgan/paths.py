@@ -9,6 +9,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import RUN_NAME_MAX
+
 # The files dcgan writes into samples/<run>/ (train, sample, nearest, and the notebooks through the package)...
 SAMPLE_FILES = re.compile(r"real\.png|epoch_\d{3,}\.png|progress\.gif|losses\.png|interpolation\.gif|nearest\.png"
                           r"|compare\.png|variants\.png|latent_(interpolation|walks)\.png|latent_sweep_z\d+\.png"
@@ -182,7 +184,9 @@ def eval_result_path(folder: Path, epoch: int) -> Path:
 def default_run_name(data: str, image_size: int) -> str:
     """fashion-mnist + 32 -> 'fashion-mnist-32'; a folder path -> its last part, e.g. 'anime-64'."""
     stem = Path(data.rstrip("/\\")).name or "run"
-    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', stem).strip('-') or 'run'}-{image_size}"
+    suffix = f"-{image_size}"
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:RUN_NAME_MAX - len(suffix)].strip("-")
+    return f"{name or 'run'}{suffix}"
 
 
 def latest_run(checkpoints_root: Path) -> str | None:

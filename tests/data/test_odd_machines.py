@@ -153,3 +153,38 @@ def test_no_writable_temporary_folder_ends_in_one_line(tmp_path):
     assert f"TMPDIR={env['TMPDIR']}" in line and "set TMPDIR to a writable folder" in line
     debug = subprocess.run([*command, "--debug"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert "Traceback" in debug.stderr and "No usable temporary directory" in debug.stderr
+    # under torchrun every process meets it: the first says it, the others end quietly with the same code
+    for rank, told in (("0", 1), ("1", 0), ("3", 0)):
+        ranked = {**env, "RANK": rank, "WORLD_SIZE": "4", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+        result = subprocess.run(command, env=ranked, cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.count("no writable temporary folder") == told
+        assert len(result.stderr.splitlines()) == told
+
+
+LONG = "n" * 300  # a name no file system takes (255 bytes at most)
+DEEP = "/d" * 2100  # a path beyond the system's 4,096 bytes, each name short
+
+
+@pytest.mark.parametrize("where", ["name", "path"])
+@pytest.mark.parametrize("command, flag", [
+    ("train", "--data"), ("train", "--data-dir"), ("train", "--samples-dir"), ("train", "--checkpoints-dir"),
+    ("train", "--checkpoint"), ("train", "--logdir"), ("sample", "--out"), ("sample", "--checkpoint"),
+    ("export", "--out"), ("evaluate", "--inception-weights"), ("nearest", "--samples-dir"), ("prepare", "SRC"),
+    ("prepare", "DST")])
+def test_a_path_too_long_for_the_system_is_one_line_naming_it(tmp_path, command, flag, where):
+    too_long = str(tmp_path / LONG) if where == "name" else DEEP
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.new("RGB", (40, 40)).save(pictures / "a.png")
+    if command == "prepare":
+        args = [too_long, tmp_path / "dst"] if flag == "SRC" else [pictures, too_long]
+    else:
+        args = [flag, too_long, "--run", "r", "--checkpoints-dir", tmp_path / "c"] * (flag != "--checkpoints-dir") \
+            or [flag, too_long, "--run", "r"]
+        args += ["--data", "synthetic", "--tensorboard"] * (command == "train" and flag != "--data")
+        args += ["--resume"] * (command == "train" and flag == "--checkpoint")
+    result = dcgan(command, *args, cwd=tmp_path)
+    line = one_line_error(result)
+    why = "holds a name of 300 bytes" if where == "name" else "is 4,200 bytes long, beyond the system's path limit"
+    assert line.startswith(f"error: {flag} ") and why in line, line
+    assert result.returncode == 2

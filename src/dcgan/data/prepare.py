@@ -16,13 +16,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..checks import check_number
+from ..checks import PATH_MAX, check_number, check_path
 from ..errors import UserError
-from ..files import atomic_write_bytes, png_bytes
+from ..files import WriteError, atomic_write_bytes, png_bytes
 from ..progress import progress_bar
 from .decode import default_workers, parallel_map, printable, read_image
 from .faces import PACKAGES, Box, face_detector
-from .sources import PATH_MAX, list_image_files
+from .sources import list_image_files
 from .transforms import fit_square, to_channels
 
 
@@ -89,6 +89,8 @@ def check_output_depth(files: list[Path], src: Path, dst: Path) -> None:
 
 
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
+    check_path("SRC", str(src))
+    check_path("DST", str(dst))
     if not src.is_dir():
         raise UserError(f"{printable(src)} is not a folder: give the folder of raw pictures as SRC")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
@@ -130,6 +132,10 @@ def prepare(src: str, dst: str, crop_faces: str = "", size: int = 96, margin: fl
         summary.no_face += bool(crop_faces) and found == 0
         stem = target / output_stem(path, source)
         for index, data in enumerate(crops):
-            atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
+            try:
+                atomic_write_bytes(stem.parent / f"{stem.name}_{index}.png", data)
+            except WriteError as error:  # (a full disk): the images written so far are whole, and stay
+                raise WriteError(f"{error}; DST holds the {summary.written:,} images written before it: then run "
+                                 "prepare again with --overwrite") from None
             summary.written += 1
     return summary

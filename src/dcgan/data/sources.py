@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from ..checks import PATH_MAX
 from ..errors import UserError, first_line
 from ..paths import repo_root
 from ..registry import DATASETS
@@ -30,7 +31,6 @@ from .synthetic import SHAPES, shape_images
 from .transforms import GRAY_MODES, image_to_array
 
 SYNTHETIC_COUNT = 2048
-PATH_MAX = 4096  # bytes in a path the system opens, its final NUL included (Linux; shorter elsewhere)
 
 
 def short_hash(text: str) -> str:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..device import pick_device
-from ..errors import TrainingStopped, UserError
+from ..errors import TORCHRUN_VARIABLES, TrainingStopped, UserError, torchrun_rank
 from .state import World
 
 # Rank 0 may spend long minutes alone (building the image cache, training the FID classifier) while the other
@@ -99,18 +99,6 @@ class TorchrunWorld(World):
 
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(network, device_ids=ids, broadcast_buffers=False)
-
-
-TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what joining a process group reads
-
-
-def torchrun_rank() -> int | None:
-    """This process's rank when torchrun (or a launcher like it) started it: all of its variables set, RANK a
-    whole number below WORLD_SIZE. None otherwise (nothing checked, nothing raised)."""
-    if not all(name in os.environ for name in TORCHRUN_VARIABLES):
-        return None
-    rank, size = os.environ["RANK"], os.environ["WORLD_SIZE"]
-    return int(rank) if rank.isdigit() and size.isdigit() and int(rank) < int(size) else None
 
 
 def launched_by_torchrun() -> bool:
