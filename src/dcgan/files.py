@@ -42,8 +42,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         write_then_rename(path, data)
     except OSError as error:
-        raise WriteError(f"cannot write {path} ({error.strerror or first_line(error)}): the file there before is "
-                         f"left intact; {what_to_do(error, path)}") from None
+        kept = "the file there before is left intact" if os.path.lexists(path) else "no part of it is left"
+        raise WriteError(f"cannot write {path} ({error.strerror or first_line(error)}): {kept}; "
+                         f"{what_to_do(error, path)}") from None
 
 
 def atomic_link(source: Path, path: Path) -> bool:

@@ -200,7 +200,7 @@ def test_a_full_disk_or_read_only_folder_is_a_clear_error_and_keeps_the_last_che
     advice = "free some disk space" if number == errno.ENOSPC else f"make {last.parent} writable, or write elsewhere"
     assert str(error.value) == (f"cannot write {last} "
                                 f"({os.strerror(number)}): the file there before is left intact; {advice}; then "
-                                "continue the run with --resume")
+                                f"continue the run with --resume (from {last}, step 4)")
     assert last.read_bytes() == before and load_checkpoint(last)["epoch"] == 1
     assert not list(last.parent.glob(".*.tmp"))
     monkeypatch.undo()

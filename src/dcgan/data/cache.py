@@ -43,6 +43,7 @@ from ..files import (
     process_alive,
     read_json,
     read_regular,
+    what_to_do,
 )
 from ..paths import root_or_default
 from ..progress import progress_bar
@@ -240,8 +241,8 @@ def build_cache(source, size: int, channels: int, cache_dir: Path, key: str, pro
     try:
         return write_cache(source, size, channels, cache_dir, key, progress)
     except OSError as error:  # read-only folder, disk full, ...
-        raise UserError(f"cannot write the image cache in {printable(cache_dir)} ({first_line(error)}): "
-                        "free some space or pass --data-dir a writable folder") from None
+        raise UserError(f"cannot write the image cache in {printable(cache_dir)} ({error.strerror or first_line(error)}"
+                        f"): {what_to_do(error, cache_dir / 'x')}, or pass --data-dir another folder") from None
 
 
 def write_cache(source, size: int, channels: int, cache_dir: Path, key: str, progress: bool) -> ImageData:

@@ -19,7 +19,8 @@ the ranks agree on both every log_every steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
     parts = Parts(generator, discriminator, loss)
     cfg.validate()
     parts.named(cfg).check_parts()  # the registered names and the image size, before any file
-    check_places(cfg, fields_with("place", "folder"))
+    check_places(cfg, fields_with("place", "folder"), fields_with("place", "file"))
     check_run_places(cfg)
     require_tensorboard(cfg)
     callbacks = list(callbacks)
@@ -75,12 +76,12 @@ def train(cfg: TrainConfig, callbacks: Iterable[Any] = (), log: Callable[[str], 
         signals = StopSignals(keep_catching=world.distributed)
         log = guarded(log if world.main else quiet, signals)  # a closed stdout stops the run like a signal
         with owning_run(cfg, world, device, log):
-            with signals_raise("the run was starting"):
+            with signals_raise("the run was starting"), how_to_go_on_told(None):
                 state = start_run(cfg, log, world, device, flags, parts)
             if signals.received:
                 raise TrainingStopped(f"stopped by {signals.name} while the run was starting: nothing was "
                                       "trained", exit_code=signals.exit_code)
-            with tensorboard_callbacks(state) as board:
+            with how_to_go_on_told(state), tensorboard_callbacks(state) as board:
                 try:
                     train_epochs(state, signals, callbacks + board, log)
                 except TrainingStopped as stop:
@@ -208,6 +209,22 @@ def diverged(state: TrainState, step: int, what: str) -> TrainingStopped:
                            if state.setup.world.main else "", exit_code=1)
 
 
+@contextlib.contextmanager
+def how_to_go_on_told(state: TrainState | None) -> Iterator[None]:
+    """A file that could not be written stops the run; its message ends with how to go on from there (`state`:
+    the run's, once it has started)."""
+    try:
+        yield
+    except WriteError as error:
+        if state is None:
+            then = "then run the command again"
+        elif state.saved:
+            then = f"then continue the run with --resume (from {state.saved[0]}, step {state.saved[1]})"
+        else:
+            then = "then start the run again (no checkpoint had been written yet)"
+        raise WriteError(f"{error}; {then}") from None
+
+
 def save_progress(state: TrainState, targets: list[Path] | None = None, averaged: bool = False) -> Path:
     """Write the run as it stands to `targets` (always holding last.pt) and history.csv; every rank takes part and
     rank 0 writes. Refuses (stopping the run) when a weight is not finite: a good checkpoint is never replaced.
@@ -221,11 +238,8 @@ def save_progress(state: TrainState, targets: list[Path] | None = None, averaged
     payload, history = checkpoint_payload(state), history_csv(state.history)
 
     def write() -> None:
-        try:
-            save_checkpoint(payload, targets)
-            atomic_write_text(state.paths.history_csv, history)
-        except WriteError as error:
-            raise WriteError(f"{error}; then continue the run with --resume") from None
+        save_checkpoint(payload, targets)
+        atomic_write_text(state.paths.history_csv, history)
 
     setup.world.on_main(write, setup.device)
     state.saved = (state.paths.last_checkpoint, state.step)

@@ -12,6 +12,8 @@ every run. At the run's step numbers:
     config                             the settings the run started with, as a text table and as hparams
 A resumed run writes after its checkpoint's step and tells TensorBoard to drop what a killed process wrote past
 that step (purge_step), so the curves go on without repeated or rewound steps. history.csv and losses.png stay.
+A write that fails (a full disk, the folder made read-only) stops the run in one line (WriteError): the event file
+is cut back to its last whole record and the writer's thread prints no traceback of its own (see event_files.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,10 @@ import numpy as np
 
 from ..config import TrainConfig, fields_with
 from ..errors import SettingError
-from ..files import UnreadableFile, read_png
+from ..files import UnreadableFile, WriteError, read_png, what_to_do
 from ..models.losses import Loss
 from ..paths import TENSORBOARD_FOLDER, RunPaths
+from .event_files import cut_to_whole_records, event_files, quiet_writer_threads
 from .history import measurements, statistic
 from .state import TrainState
 
@@ -58,8 +61,10 @@ def tensorboard_callbacks(state: TrainState) -> Iterator[list[Any]]:
     board = TensorBoardLog(log_folder(state.cfg, state.paths), resumed_at=state.step)
     try:
         yield [board]
-    finally:
-        board.close()
+    except BaseException:
+        board.close(quietly=True)  # the error that stopped the run is the one to tell
+        raise
+    board.close()
 
 
 class TensorBoardLog:
@@ -68,19 +73,41 @@ class TensorBoardLog:
     def __init__(self, folder: Path, resumed_at: int):
         from torch.utils.tensorboard import SummaryWriter  # optional dependency: imported only when used
 
+        self.folder, self.writer, self.failed = folder, None, False
+        self.earlier_files = event_files(folder)
+        quiet_writer_threads()
         # purge_step: a fresh run hides every older event here (step 0 on); a resumed one those past its step
-        self.writer = SummaryWriter(str(folder), purge_step=resumed_at + 1 if resumed_at else 0)
+        purge_step = resumed_at + 1 if resumed_at else 0
+        self.writing(lambda: setattr(self, "writer", SummaryWriter(str(folder), purge_step=purge_step)))
+
+    def writing(self, write: Callable[[], Any]) -> None:
+        """Call the writer; a write that fails (here, or before in the writer's thread) closes the log, cuts its
+        event file back to whole records and stops the run with a WriteError."""
+        try:
+            write()
+        except OSError as error:
+            self.failed = True
+            self.close(quietly=True)
+            raise WriteError(f"cannot write TensorBoard's log in {self.folder} ({error.strerror or error}): "
+                             f"{what_to_do(error, self.folder / 'x')}, or leave TensorBoard out with --no-tensorboard"
+                             ) from None
 
     def on_train_start(self, state: TrainState) -> None:
         if not state.step:  # a fresh run (a resumed one's settings stay those of its start; see config.json)
-            self.write_hparams(state.cfg)
-            self.writer.add_text(CONFIG_TAG, config_table(state.cfg), 0)
-            self.write_grid(state.paths.sample_grid(0), 0)
+            self.writing(lambda: self.write_start(state.cfg, state.paths.sample_grid(0)))
 
     def on_log(self, state: TrainState) -> None:
-        self.write_scalars(state.last_row, state.setup.loss, "step", "speed")
+        self.writing(lambda: self.write_scalars(state.last_row, state.setup.loss, "step", "speed"))
 
     def on_epoch_end(self, state: TrainState) -> None:
+        self.writing(lambda: self.write_epoch(state))
+
+    def write_start(self, cfg: TrainConfig, grid: Path) -> None:
+        self.write_hparams(cfg)
+        self.writer.add_text(CONFIG_TAG, config_table(cfg), 0)
+        self.write_grid(grid, 0)
+
+    def write_epoch(self, state: TrainState) -> None:
         self.write_scalars(state.last_row, state.setup.loss, "epoch")
         if state.sample_path is not None:
             self.write_grid(state.sample_path, state.step)
@@ -106,8 +133,21 @@ class TensorBoardLog:
         for summary in hparams(run_settings(cfg), {statistic("fid").tag: None}):
             self.writer.file_writer.add_summary(summary)
 
-    def close(self) -> None:
-        self.writer.close()
+    def close(self, quietly: bool = False) -> None:
+        """Flush and close the event file; a failure is a WriteError, unless `quietly` (another error is being told).
+        After a failed write, the file is cut back to its last whole record. Closing twice does nothing."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            if quietly:
+                try:
+                    writer.close()
+                except OSError:
+                    self.failed = True
+            else:
+                self.writing(writer.close)
+        if self.failed:
+            for path in event_files(self.folder) - self.earlier_files:
+                cut_to_whole_records(path)
 
 
 def run_settings(cfg: TrainConfig) -> dict[str, Any]:
