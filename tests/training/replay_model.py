@@ -16,6 +16,12 @@ every other argument is the value it had at recording. Tensors made inside the t
 (the returned metrics) are static outputs: every replay writes its results into them. A recorded host sync
 raises HostSync.
 
+With a `ModelledAllocator`, a capture also does to the allocator what torch's does (CUDACachingAllocator.cpp,
+CUDAGraph.cpp): the cache is emptied first, the capture begins allocating to its pool (the pool's use count goes
+up), a capture that ends stops allocating to it, and a graph, once dropped, releases its share. A capture whose body
+fails ends as torch's does: capture_end raises a generic error over the body's (its __context__) before it tells
+the allocator, so the allocator stays capturing and the next empty_cache, or capture, fails.
+
 Tensors are matched by what they are (storage, offset, shape, strides, dtype), not by Python identity: autograd
 hands the backward a new Python tensor for every saved output, over the same memory. Every tensor made during
 the recording is kept alive until it ends, so no memory is reused and no two tensors share a key.
@@ -31,7 +37,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from dcgan.training.graphs import Captured
+from dcgan.training.graphs import Captured, CapturePool
 
 aten = torch.ops.aten
 HOST_SYNCS = {aten._local_scalar_dense.default, aten.is_nonzero.default, aten.equal.default, aten.item.default,
@@ -122,19 +128,62 @@ class Tape:
                     output().copy_(values[slot])
 
 
-class ReplayModel:
-    """Stands in for graphs.cuda_capture on the CPU: records the body, replays the tape."""
+class ModelledAllocator:
+    """torch's caching allocator as captures touch it; `pool(device)` stands in for graphs.capture_pool."""
+
+    CAPTURING = "captures_underway.empty() INTERNAL ASSERT FAILED"
+    GENERIC = "CUDA error: operation failed due to a previous error during capture"
 
     def __init__(self):
+        self.underway: list[tuple[int, int]] = []  # pools being captured into
+        self.use_counts: dict[tuple[int, int], int] = {}  # pool -> graphs (and captures underway) holding it
+        self.handles = 0
+
+    def pool(self, device: torch.device) -> CapturePool:
+        self.handles += 1
+        return CapturePool((0, self.handles), self.end, self.release, self.empty_cache)
+
+    def begin(self, pool: tuple[int, int]) -> None:
+        self.empty_cache()  # torch.cuda.graph's __enter__, before capture_begin
+        self.use_counts[pool] = self.use_counts.get(pool, 0) + 1
+        self.underway.append(pool)
+
+    def end(self, pool: tuple[int, int]) -> None:
+        if pool not in self.underway:
+            raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+        self.underway.remove(pool)
+
+    def release(self, pool: tuple[int, int]) -> None:
+        if self.use_counts.get(pool, 0) <= 0:
+            raise RuntimeError("uc >= 0 INTERNAL ASSERT FAILED")
+        self.use_counts[pool] -= 1
+
+    def empty_cache(self) -> None:
+        if self.underway:
+            raise RuntimeError(self.CAPTURING)
+
+
+class ReplayModel:
+    """Stands in for graphs.cuda_capture on the CPU: records the body, replays the tape; with an allocator, models
+    what a capture, a failed one included, does to it."""
+
+    def __init__(self, allocator: ModelledAllocator | None = None):
         self.tapes: list[Tape] = []
         self.replays = 0
+        self.allocator = allocator
 
     def __call__(self, body, generator: torch.Generator, pool: Any = None) -> Captured:
+        if self.allocator is not None:
+            self.allocator.begin(pool)
         streams = generator.get_state(), torch.get_rng_state()  # a capture runs nothing, draws nothing
         recorder = Recorder()
         try:
             with recorder:
                 outputs = body()
+        except Exception:
+            if self.allocator is None:
+                raise
+            raise RuntimeError(ModelledAllocator.GENERIC)  # noqa: B904 (as torch raises it: the body's error is its context)
         finally:  # (also when the capture fails)
             with torch.no_grad():
                 for tensor, original in recorder.originals.values():
@@ -154,4 +203,8 @@ class ReplayModel:
             tape.replay()
             return outputs
 
-        return Captured(replay, pool=len(self.tapes))
+        captured = Captured(replay)
+        if self.allocator is not None:
+            self.allocator.end(pool)
+            weakref.finalize(captured, self.allocator.release, pool)  # the graph's reset, once it is dropped
+        return captured

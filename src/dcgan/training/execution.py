@@ -8,8 +8,10 @@ into a static input and the graph replayed (graphs.py holds the mechanics). At b
 hundred small kernels, and launching them costs more than running them (docs/benchmarks.md).
 Their self-check: on CUDA, the first replay of each kind, and one again RECHECK_AFTER replays later, is run
 twice from the same state, replayed and eager (snapshot.compare_steps). When they agree the run goes on from the
-eager result and says so in one line; when they differ, or a capture fails, it says so in one line and trains
-eagerly from then on. Either way the outcome is a `graph_check` row of the history.
+eager result and says so in one line; when they differ, when that replay raises, or when a capture fails, it says
+so in one line and trains eagerly from then on. A checked replay's outcome is a `graph_check` row of the history.
+A failed capture gives its memory back and leaves the allocator as it was (graphs.CapturePool), so a later run in
+the same process (a notebook's next cell) captures again; where this torch cannot, the line says to restart.
 
 Compiled (--compile): the first steps are guarded. A guarded step first copies the weights, optimizer states and
 random streams; when the compiled networks raise, the copy is put back (the failed step may have half-updated D)
@@ -26,7 +28,16 @@ import torch
 
 from ..errors import first_line
 from ..models.statistics import Statistics
-from .graphs import Captured, capturable_warning_hidden, checks_replays, cuda_capture, revive_generators
+from .graphs import (
+    Captured,
+    CapturePool,
+    capturable_warning_hidden,
+    capture_pool,
+    checks_replays,
+    cuda_capture,
+    first_cause,
+    revive_generators,
+)
 from .history import graph_check_row
 from .snapshot import TOLERANCES, compare_steps, restore_snapshot, take_snapshot
 from .state import RunSetup, TrainState, rank_streams
@@ -34,6 +45,9 @@ from .step import is_g_step, train_step
 
 WARMUP_G_STEPS = 3  # eager steps of each kind before capture (the count PyTorch's examples use)
 RECHECK_AFTER = 100  # replays of a kind between its first checked replay and its second
+LEFT_CAPTURING = ("; torch left its CUDA memory allocator capturing, so cached memory is not freed and no later "
+                  "capture in this process works: restart the process (in a notebook, the kernel) to use CUDA graphs "
+                  "again, or train with --cuda-graphs off")
 GUARDED_G_STEPS = 2  # compiled steps of each kind that run guarded (compilation happens in the first ones)
 Log = Callable[[str], None]
 Runner = Callable[..., Statistics]  # runner(state, real, labels) trains one step and returns its statistics
@@ -89,7 +103,12 @@ def uncompile(state: TrainState) -> None:
 
 
 class CaptureFailed(Exception):
-    """Capturing the step raised; the run continues eagerly (the message says why)."""
+    """Capturing the step raised; the run continues eagerly (the message says why). `given_back`: the allocator is
+    capturing no more."""
+
+    def __init__(self, message: str, given_back: bool):
+        super().__init__(message)
+        self.given_back = given_back
 
 
 class GraphedSteps:
@@ -102,6 +121,7 @@ class GraphedSteps:
         self.eager_done = 0
         self.replayed = 0  # steps replayed from a graph
         self.graphs: dict[bool, Captured] = {}  # g_step -> its graph
+        self.pool: CapturePool | None = None  # the memory every graph captures into
         self.replays_of: dict[bool, int] = {False: 0, True: 0}  # g_step -> replays of that kind so far
         self.check = checks_replays(setup.device)
         self.off = False  # a capture failed or a replay differed: eager from now on
@@ -127,9 +147,8 @@ class GraphedSteps:
             try:
                 self.graphs[g_step] = self.captured(state, g_step)
             except CaptureFailed as failure:
-                self.turn_off(f"capturing the step failed ({failure}); training goes on eagerly (the failed "
-                              "capture's memory stays reserved until the process ends: restart with "
-                              "--cuda-graphs off to avoid it)")
+                self.turn_off(f"capturing the step failed ({failure}); training goes on eagerly"
+                              + ("" if failure.given_back else LEFT_CAPTURING))
                 return self(state, real, labels)
         done = self.replays_of[g_step]
         self.replays_of[g_step] += 1
@@ -142,29 +161,40 @@ class GraphedSteps:
         """The step of this kind captured (nothing runs yet); CaptureFailed, with every random stream as it was,
         when it cannot be."""
         streams = rank_streams(state)
-        shared = next(iter(self.graphs.values())).pool if self.graphs else None
+        if self.pool is None:
+            self.pool = capture_pool(state.setup.device)
         try:
-            return cuda_capture(lambda: train_step(state, self.real, self.labels), state.progress.noise_rng, shared)
+            return cuda_capture(lambda: train_step(state, self.real, self.labels), state.progress.noise_rng,
+                                self.pool.handle)
         except Exception as error:  # noqa: BLE001 (whatever the capture raised, the run goes on eagerly)
             device = state.setup.device
             if device.type == "cuda":  # a capture that failed at its end leaves its own stream current
                 torch.cuda.set_stream(torch.cuda.default_stream(device))
             revive_generators(state, streams)
             state.nets.discriminator.requires_grad_(True)
-            raise CaptureFailed(f"{type(error).__name__}: {first_line(error)}"[:200]) from None
+            raise CaptureFailed(described(first_cause(error)), given_back=self.pool.give_back()) from None
 
     def checked_replay(self, state: TrainState, g_step: bool) -> Statistics:
         """Replay, then run the same step eagerly from the same state and compare; go on from the eager result."""
         before = take_snapshot(state)
-        replayed_values = copied(self.graphs[g_step].replay())
-        replayed = take_snapshot(state)
+        kind = "the D step" if not g_step else "the D + G step" if state.cfg.n_critic > 1 else "the step"
+        try:
+            replayed_values = copied(self.graphs[g_step].replay())
+            replayed = take_snapshot(state)
+        except Exception as error:  # noqa: BLE001 (whatever the replay raised, the run goes on eagerly)
+            restore_snapshot(state, before)
+            state.history.append(graph_check_row(state.epoch + 1, state.step + 1, "failed", float("nan")))
+            self.turn_off(f"replaying {kind} failed at step {state.step + 1} ({described(error)}); training goes "
+                          "on eagerly")
+            with capturable_warning_hidden():
+                return train_step(state, self.real, self.labels)
         restore_snapshot(state, before)
         with capturable_warning_hidden():
             values = train_step(state, self.real, self.labels)
         verdict = compare_steps(state, before, replayed, replayed_values, values,
                                 TOLERANCES["bf16" if state.setup.plan.bf16 else "fp32"])
-        state.history.append(graph_check_row(state.epoch + 1, state.step + 1, verdict.matches, verdict.difference))
-        kind = "the D step" if not g_step else "the D + G step" if state.cfg.n_critic > 1 else "the step"
+        state.history.append(graph_check_row(state.epoch + 1, state.step + 1,
+                                             "match" if verdict.matches else "differs", verdict.difference))
         if verdict.matches:
             self.log(f"CUDA graphs: replay matches the eager step (largest difference: {verdict.largest}; "
                      f"{kind}, step {state.step + 1})")
@@ -177,6 +207,10 @@ class GraphedSteps:
         self.off = True
         self.graphs.clear()
         self.log(f"CUDA graphs off: {why}")
+
+
+def described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {first_line(error)}"[:200]
 
 
 def copied(values: Statistics) -> Statistics:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..models.losses import Loss
 
 BOOKKEEPING = ("kind", "epoch", "step", "seconds")  # the columns every row has that are not measurements
-TEXT_COLUMNS = ("kind", "check")  # columns holding words: the row's kind; a graph check's "match" / "differs"
+TEXT_COLUMNS = ("kind", "check")  # columns holding words: the row's kind; a graph check's "match", "differs"...
 RESERVED = (*BOOKKEEPING, *TEXT_COLUMNS, "images_per_s", "difference")  # no statistic may take these names
 NONE_YET = 2**62  # the first bad step while every step was finite
 
@@ -213,11 +213,10 @@ def history_row(kind: str, epoch: int, step: int, means: dict[str, float], secon
             "seconds": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
 
 
-def graph_check_row(epoch: int, step: int, matches: bool, difference: float) -> dict:
-    """The record of one self-check of the CUDA graphs (training/graphs.py): did the replay match the eager step,
-    and the largest difference found."""
-    return {"kind": "graph_check", "epoch": epoch, "step": step, "check": "match" if matches else "differs",
-            "difference": difference}
+def graph_check_row(epoch: int, step: int, check: str, difference: float) -> dict:
+    """The record of one self-check of the CUDA graphs (training/execution.py): `check` is "match" or "differs"
+    (the replay against the eager step, with the largest difference found) or "failed" (the replay raised)."""
+    return {"kind": "graph_check", "epoch": epoch, "step": step, "check": check, "difference": difference}
 
 
 def columns(rows: list[dict]) -> list[str]:
