@@ -78,7 +78,7 @@ GRAPHED_VARIANTS = [f"graphed vs eager: {name}" for name in (
     "the self check runs again 100 replays later", "compiled networks inside graphs",
     "a checkpoint written on the cpu resumes graphed on the gpu",
     "a channels last checkpoint resumes compiled with moments laid out like the weights",
-    "a capture that fails leaves the generators usable and the run trains eagerly",
+    "a capture that fails leaves the generators and the allocator usable and the run trains eagerly",
     "a g d and loss of your own graphed like eager",
     "a network of your own that cannot be captured falls back in one line",
     "the graphed average draws with statistics of its own weights")]  # training/test_cuda_graphs.py

@@ -398,13 +398,20 @@ def test_the_pool_uses_the_private_calls_of_the_torch_at_hand(monkeypatch, names
     monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: (0, 7))
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: called.append("empty_cache"))
+    monkeypatch.setattr(torch._C, "_host_emptyCache", lambda: called.append("host"), raising=False)
     pool = graphs.capture_pool(torch.device("cuda", 1))
     assert pool.handle == (0, 7)
     assert pool.give_back()
     if names:
-        assert called == [(names[0], 1, (0, 7)), ("_cuda_releasePool", 1, (0, 7)), "empty_cache"]
+        assert called == [(names[0], 1, (0, 7)), ("_cuda_releasePool", 1, (0, 7)), "empty_cache", "host"]
     else:
-        assert pool.end_capture is None and called == ["empty_cache"]
+        assert pool.end_capture is None and called == ["empty_cache", "host"]
+
+    def left_capturing():
+        raise RuntimeError("captures_underway.empty() INTERNAL ASSERT FAILED")
+
+    monkeypatch.setattr(torch._C, "_host_emptyCache", left_capturing)  # the pinned memory's allocator, say
+    assert not graphs.capture_pool(torch.device("cuda", 1)).give_back()
 
 
 def test_a_pool_whose_capture_had_ended_is_not_released_twice():

@@ -55,7 +55,9 @@ class CapturePool:
     on out-of-memory is skipped, every later capture fails as it starts) and the pool is never released.
 
     end_capture and release are the allocator's endAllocateToPool and releasePool for the capture's device, None
-    where this torch has neither of their private names; empty_cache is torch.cuda.empty_cache."""
+    where this torch has neither of their private names; empty_cache empties the caches torch.cuda.graph empties
+    as a capture begins (the device's, and the pinned host memory's where torch has that call), which fails
+    while an allocator is left capturing."""
 
     handle: Any  # what torch.cuda.graph(pool=...) takes
     end_capture: Callable[[Any], None] | None
@@ -85,10 +87,17 @@ def capture_pool(device: torch.device) -> CapturePool:
         return CapturePool(None, None, None, lambda: None)
     end = private_call("_cuda_endAllocateToPool", "_cuda_endAllocateCurrentStreamToPool")  # torch 2.14 / 2.4
     release = private_call("_cuda_releasePool")
+    empty_host_cache = private_call("_host_emptyCache")  # (what torch.cuda.graph empties too, where torch has it)
+
+    def empty_caches() -> None:
+        torch.cuda.empty_cache()
+        if empty_host_cache is not None:
+            empty_host_cache()
+
     return CapturePool(torch.cuda.graph_pool_handle(),
                        None if end is None else lambda pool: end(torch.cuda.current_device(), pool),
                        None if release is None else lambda pool: release(torch.cuda.current_device(), pool),
-                       torch.cuda.empty_cache)
+                       empty_caches)
 
 
 def private_call(*names: str) -> Callable[..., Any] | None:
