@@ -176,10 +176,14 @@ def log_window(state: TrainState, epoch: int) -> dict:
 
 
 def stop_if_diverged_or_signalled(state: TrainState, signals: StopSignals) -> None:
-    """Read the first non-finite step and the stop signal, agreed over the ranks (one host sync). Diverged: stop,
-    naming the step. Signalled: save last.pt (unless this step's is written), then stop."""
+    """Read the first non-finite step, the stop signal and a failed write of rank 0's, agreed over the ranks (one
+    host sync). Diverged: stop, naming the step. Signalled: save last.pt (unless this step's is written), then
+    stop. A failed write: stop, rank 0 telling it."""
     setup = state.setup
-    received, minus_first_bad = setup.world.agree([signals.received, -state.watch.first_bad], setup.device)
+    received, minus_first_bad, write_failed = setup.world.agree(
+        [signals.received, -state.watch.first_bad, state.failed_write is not None], setup.device)
+    if write_failed:
+        raise state.failed_write if state.failed_write else TrainingStopped("", exit_code=2)
     if -minus_first_bad != NONE_YET:
         raise diverged(state, -minus_first_bad, "losses")
     if received:

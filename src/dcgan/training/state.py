@@ -157,6 +157,8 @@ class TrainState:
     saved: tuple[Path, int] | None = None  # the latest checkpoint written (or resumed from) and its step
     last_row: dict | None = None  # the latest step or epoch row of the history
     sample_path: Path | None = None  # the latest epoch grid
+    failed_write: Exception | None = None  # a write of rank 0's own (TensorBoard's log) that failed: every rank
+    # stops at the next agreement (loop.stop_if_diverged_or_signalled), rank 0 with this error
 
     # what callbacks read most
     cfg = property(lambda self: self.setup.cfg)

@@ -12,8 +12,9 @@ every run. At the run's step numbers:
     config                             the settings the run started with, as a text table and as hparams
 A resumed run writes after its checkpoint's step and tells TensorBoard to drop what a killed process wrote past
 that step (purge_step), so the curves go on without repeated or rewound steps. history.csv and losses.png stay.
-A write that fails (a full disk, the folder made read-only) stops the run in one line (WriteError): the event file
-is cut back to its last whole record and the writer's thread prints no traceback of its own (see event_files.py).
+A write that fails (a full disk, the folder made read-only) closes the log, its event file cut back to its last
+whole record (the writer's thread prints no traceback of its own: event_files.py), and becomes the run's
+failed_write: at the next log step every rank stops, rank 0 telling it in one line (WriteError).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def tensorboard_callbacks(state: TrainState) -> Iterator[list[Any]]:
     if not (state.cfg.tensorboard and state.setup.world.main):
         yield []
         return
-    board = TensorBoardLog(log_folder(state.cfg, state.paths), resumed_at=state.step)
+    board = TensorBoardLog(log_folder(state.cfg, state.paths), state)
     try:
         yield [board]
     except BaseException:
@@ -70,37 +71,41 @@ def tensorboard_callbacks(state: TrainState) -> Iterator[list[Any]]:
 class TensorBoardLog:
     """A training callback writing the run's curves, grids and config to event files in `folder`."""
 
-    def __init__(self, folder: Path, resumed_at: int):
+    def __init__(self, folder: Path, state: TrainState):
         from torch.utils.tensorboard import SummaryWriter  # optional dependency: imported only when used
 
         self.folder, self.writer, self.failed = folder, None, False
         self.earlier_files = event_files(folder)
         quiet_writer_threads()
         # purge_step: a fresh run hides every older event here (step 0 on); a resumed one those past its step
-        purge_step = resumed_at + 1 if resumed_at else 0
-        self.writing(lambda: setattr(self, "writer", SummaryWriter(str(folder), purge_step=purge_step)))
+        purge_step = state.step + 1 if state.step else 0
+        self.writing(state, lambda: setattr(self, "writer", SummaryWriter(str(folder), purge_step=purge_step)))
 
-    def writing(self, write: Callable[[], Any]) -> None:
-        """Call the writer; a write that fails (here, or before in the writer's thread) closes the log, cuts its
-        event file back to whole records and stops the run with a WriteError."""
+    def writing(self, state: TrainState, write: Callable[[], Any]) -> None:
+        """Call the writer (nothing once the log is closed); a write that fails (here, or before in the writer's
+        thread) closes the log, cuts its event file back to whole records and becomes the run's failed_write."""
+        if self.failed:
+            return
         try:
             write()
         except OSError as error:
-            self.failed = True
+            state.failed_write = self.failure(error)
             self.close(quietly=True)
-            raise WriteError(f"cannot write TensorBoard's log in {self.folder} ({error.strerror or error}): "
-                             f"{what_to_do(error, self.folder / 'x')}, or leave TensorBoard out with --no-tensorboard"
-                             ) from None
+
+    def failure(self, error: OSError) -> WriteError:
+        self.failed = True
+        return WriteError(f"cannot write TensorBoard's log in {self.folder} ({error.strerror or error}): "
+                          f"{what_to_do(error, self.folder / 'x')}, or leave TensorBoard out with --no-tensorboard")
 
     def on_train_start(self, state: TrainState) -> None:
         if not state.step:  # a fresh run (a resumed one's settings stay those of its start; see config.json)
-            self.writing(lambda: self.write_start(state.cfg, state.paths.sample_grid(0)))
+            self.writing(state, lambda: self.write_start(state.cfg, state.paths.sample_grid(0)))
 
     def on_log(self, state: TrainState) -> None:
-        self.writing(lambda: self.write_scalars(state.last_row, state.setup.loss, "step", "speed"))
+        self.writing(state, lambda: self.write_scalars(state.last_row, state.setup.loss, "step", "speed"))
 
     def on_epoch_end(self, state: TrainState) -> None:
-        self.writing(lambda: self.write_epoch(state))
+        self.writing(state, lambda: self.write_epoch(state))
 
     def write_start(self, cfg: TrainConfig, grid: Path) -> None:
         self.write_hparams(cfg)
@@ -134,20 +139,21 @@ class TensorBoardLog:
             self.writer.file_writer.add_summary(summary)
 
     def close(self, quietly: bool = False) -> None:
-        """Flush and close the event file; a failure is a WriteError, unless `quietly` (another error is being told).
-        After a failed write, the file is cut back to its last whole record. Closing twice does nothing."""
+        """Flush and close the event file (after training: every rank is done); a failure is a WriteError, unless
+        `quietly` (another error is being told). After a failed write, the file is cut back to its last whole
+        record. Closing twice does nothing."""
         writer, self.writer = self.writer, None
+        error = None
         if writer is not None:
-            if quietly:
-                try:
-                    writer.close()
-                except OSError:
-                    self.failed = True
-            else:
-                self.writing(writer.close)
+            try:
+                writer.close()
+            except OSError as caught:
+                error = self.failure(caught)
         if self.failed:
             for path in event_files(self.folder) - self.earlier_files:
                 cut_to_whole_records(path)
+        if error is not None and not quietly:
+            raise error
 
 
 def run_settings(cfg: TrainConfig) -> dict[str, Any]:
