@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 
@@ -97,6 +98,8 @@ def test_a_log_that_cannot_be_written_stops_the_run_in_one_line(tmp_path, capfd,
     assert_whole_records(logs / "r")  # ...and is gone
 
     monkeypatch.undo()  # room again: the run goes on, and TensorBoard shows each step once
+    time.sleep(1)  # (TensorBoard reads a folder's event files in name order: a time in seconds, then a counter of
+    # this process's writers, whose 10th sorts before its 9th; a run started again by hand is seconds later)
     code, lines = train_tiny(tmp_path, capfd, "--tensorboard", "--logdir", str(logs), *["--resume"] * last.exists())
     assert code == 0, lines
     assert [point.step for point in read_events(logs / "r").Scalars("loss/D")] == list(range(1, 10))
