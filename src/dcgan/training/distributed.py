@@ -10,6 +10,7 @@ state.World, one process, and nothing here runs.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -94,11 +95,14 @@ class TorchrunWorld(World):
         return result
 
     def wrap(self, network: nn.Module, device: torch.device) -> nn.Module:
-        """DDP around `network`; buffers are not broadcast, since D runs twice (real, fake) before a backward."""
+        """DDP around `network`; buffers are not synced at each forward, since D runs twice (real, fake) before a
+        backward (torch 2.14 names that forward_sync_buffers and warns about the older broadcast_buffers)."""
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(network, device_ids=ids, broadcast_buffers=False)
+        newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+        no_sync = {"forward_sync_buffers" if newer else "broadcast_buffers": False}
+        return DistributedDataParallel(network, device_ids=ids, **no_sync)
 
 
 def launched_by_torchrun() -> bool:
