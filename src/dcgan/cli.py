@@ -264,6 +264,16 @@ def check_temporary_folder() -> None:
                         "directory all fail): set TMPDIR to a writable folder") from error
 
 
+def told(error: UserError, args: argparse.Namespace) -> int:
+    """A mistake as one line on stderr (under torchrun, by the first process only), exit code 2; with --debug, the
+    error itself with its traceback."""
+    if args.debug:
+        raise error
+    if tells_mistakes(args.command):
+        print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -273,11 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_temporary_folder()  # before anything imports torch, which needs one
     except UserError as error:
-        if args.debug:
-            raise
-        if tells_mistakes(args.command):
-            print(f"error: {error}", file=sys.stderr)
-        return 2
+        return told(error, args)
     try:
         if args.command != "train":
             check_command_flags(args)
@@ -295,11 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except UserError as error:
-        if args.debug:
-            raise
-        if tells_mistakes(args.command):
-            print(f"error: {error}", file=sys.stderr)
-        return 2
+        return told(error, args)
     except TrainingStopped as stop:  # a signal or non-finite losses: the message says what was saved
         if args.debug:
             raise
