@@ -1,12 +1,18 @@
 """What tests in several files share: the repo's root, a log that prints nothing, the files under folders, the
-settings of a run that trains in a second on the CPU, the command line in a new process, and comparisons of runs."""
+settings of a run that trains in a second on the CPU, the command line in a new process, comparisons of runs, and a
+really small disk."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image, ImageSequence
 
@@ -76,3 +82,23 @@ def tiny_run_flags(tmp_path, run):
     return ["--data", "synthetic", "--image-size", 32, "--ngf", 8, "--ndf", 8, "--nz", 16, "--batch-size", 32,
             "--limit", 96, "--run", run, "--data-dir", tmp_path / "data", "--samples-dir", tmp_path / "samples",
             "--checkpoints-dir", tmp_path / "checkpoints", "--no-progress", "--log-every", 1]
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str, free: int | None = None) -> Iterator[Path]:
+    """A file system of `size` (a tmpfs) mounted at `folder`, filled to leave about `free` bytes when given, and
+    unmounted after; the test skips where it may not mount one (root with CAP_SYS_ADMIN)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small file system needs root")
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small file system needs CAP_SYS_ADMIN")
+    try:
+        if free is not None:
+            stats = os.statvfs(folder)
+            with open(folder / "filler", "wb") as filler:
+                filler.write(b"\0" * max(stats.f_bavail * stats.f_frsize - free, 0))
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

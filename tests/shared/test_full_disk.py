@@ -7,11 +7,11 @@ tests/shared/test_run_lock.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from PIL import Image
 
 from dcgan.cli import main
 from dcgan.models.checkpoint import load_checkpoint
-from tests.helpers import files_under, tiny_run_flags
+from tests.helpers import files_under, small_disk, tiny_run_flags
 
 FLAGS_OF = {  # each command's folder flags, under `root`; the full folder is passed in place of one of them
     "train": lambda root: ["train", *map(str, tiny_run_flags(root, "r")), "--epochs", "2", "--device", "cpu"],
@@ -78,17 +78,6 @@ class FullFolder:
         self.real(fd)
 
 
-def mounted_full(folder: Path, free: int) -> None:
-    """A small file system at `folder` with about `free` bytes left; skips where no test may mount one."""
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small file system needs root with CAP_SYS_ADMIN")
-    stats = os.statvfs(folder)
-    with open(folder / "filler", "wb") as filler:
-        filler.write(b"\0" * max(stats.f_bavail * stats.f_frsize - free, 0))
-
-
 def command_line(command: str, flag: str, root: Path, full: Path) -> list[str]:
     flags = FLAGS_OF[command](root)
     if flag == "DST":
@@ -108,14 +97,12 @@ def test_a_full_folder_is_one_line_and_leaves_nothing_partial(root, tmp_path, ca
         shutil.copytree(root / "data", tmp_path / "data")
         root = tmp_path
     full = tmp_path / "full"
-    if disk == "real":
-        if os.geteuid() != 0 or not shutil.which("mount"):
-            pytest.skip("mounting needs root")
-        mounted_full(full, free)
-    else:
-        full.mkdir()
-        monkeypatch.setattr(os, "fsync", FullFolder(full, free).fsync)
-    try:
+    with contextlib.ExitStack() as stack:
+        if disk == "real":
+            stack.enter_context(small_disk(full, "1m", free))
+        else:
+            full.mkdir()
+            monkeypatch.setattr(os, "fsync", FullFolder(full, free).fsync)
         before = {path: path.read_bytes() for path in files_under(root) if path.is_file()}
         capfd.readouterr()
         code = main(command_line(command, flag, root, full))
@@ -127,9 +114,6 @@ def test_a_full_folder_is_one_line_and_leaves_nothing_partial(root, tmp_path, ca
         assert not [path for path in files_under(full) if path.name.endswith(ENDINGS)]
         assert all(path.read_bytes() == data for path, data in before.items() if path.exists())
         assert not list(full.rglob("train.lock"))
-    finally:
-        if disk == "real":
-            subprocess.run(["umount", str(full)], check=True)
 
 
 def test_after_a_full_disk_each_way_on_that_the_line_names_works(root, tmp_path, capfd, monkeypatch):

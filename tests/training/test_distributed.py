@@ -18,7 +18,7 @@ from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.distributed import TorchrunWorld
 from dcgan.training.history import read_history_csv
 from dcgan.training.state import World
-from tests.helpers import tiny_settings
+from tests.helpers import small_disk, tiny_settings
 
 pytestmark = pytest.mark.slow
 
@@ -145,20 +145,12 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_the_run_resumes(tmp_path)
     assert f"at epoch {saved['epoch']}, step {saved['step']}" in resumed.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
 def test_a_full_tensorboard_log_stops_every_rank_and_rank_0_says_so_once(tmp_path):
     """TensorBoard is written by rank 0 alone; its failure is agreed at the next log step, so no rank is left
     waiting in a collective (to fail there with a traceback of its own when rank 0 leaves)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a small file system needs CAP_SYS_ADMIN")
-    try:
+    with small_disk(tmp_path / "disk", "24k") as disk:
         run = settings(tmp_path, "tb", epochs=20, tensorboard=True, logdir=str(disk))
         result = torchrun("-m", "dcgan", "--", "train", *as_flags(run))
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
     ours = f"error: cannot write TensorBoard's log in {disk / 'tb'} (No space left on device)"
     assert result.returncode != 0 and result.stderr.count(ours) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr.split(ours)[0] and "Exception in thread" not in result.stderr

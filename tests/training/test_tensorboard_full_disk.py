@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from dcgan.cli import main
 from dcgan.models.checkpoint import load_checkpoint
 from dcgan.training.event_files import QuietWriterThreads, cut_to_whole_records, quiet_writer_threads
-from tests.helpers import tiny_run_flags
+from tests.helpers import small_disk, tiny_run_flags
 from tests.training.test_tensorboard import read_events
 
 EPOCH_LINE_STARTS = ("synthetic shapes", "run 'r'", "epoch ")
@@ -113,19 +112,8 @@ def test_the_run_can_go_on_without_tensorboard(tmp_path, capfd, monkeypatch):
     assert load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["epoch"] == 3
 
 
-def mount_small_disk(folder: Path, size: str) -> None:
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small file system needs root with CAP_SYS_ADMIN")
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting needs root")
 def test_a_really_full_disk_in_a_new_process(tmp_path):
-    disk = tmp_path / "disk"
-    mount_small_disk(disk, "24k")
-    try:
+    with small_disk(tmp_path / "disk", "24k") as disk:
         done = subprocess.run([sys.executable, "-m", "dcgan", "train", *map(str, tiny_run_flags(tmp_path, "r")),
                                "--epochs", "5", "--device", "cpu", "--tensorboard", "--logdir", str(disk)],
                               capture_output=True, text=True)
@@ -134,8 +122,6 @@ def test_a_really_full_disk_in_a_new_process(tmp_path):
         assert error.startswith(f"error: cannot write TensorBoard's log in {disk / 'r'} (No space left on device)")
         assert_whole_records(disk / "r")
         assert load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["epoch"] >= 1
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_an_event_file_is_cut_back_to_its_last_whole_record(tmp_path):
